@@ -1,0 +1,16 @@
+// Small helpers shared by the subcommands.
+#pragma once
+
+#include <string>
+
+namespace memwall::tools {
+
+// The model used when -m is omitted: $MEMWALL_MODEL, else
+// models/SmolLM2-135M-Instruct.Q4_1.gguf under the current directory or
+// beside the binary's source tree. Throws with the fetch hint if none exists.
+std::string default_model_path();
+
+// Resolves -m: the given path, or the default model when empty.
+std::string resolve_model_path(const std::string& given);
+
+}  // namespace memwall::tools
