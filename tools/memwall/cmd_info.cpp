@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "base/process_stats.h"
 #include "format/gguf_reader.h"
 
 namespace memwall::tools {
@@ -51,18 +52,6 @@ nlohmann::json value_to_json(const gguf::Value& v, bool full_arrays) {
     }
     default: return v.u;
   }
-}
-
-std::string human_bytes(double b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (b >= 1024 && u < 4) {
-    b /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u ? "%.2f %s" : "%.0f %s", b, units[u]);
-  return buf;
 }
 
 // JSON strings must be valid UTF-8; metadata from files need not be.
@@ -119,16 +108,16 @@ int run_info(const InfoOptions& opt) {
   }
 
   std::printf("file:          %s (%s, GGUF v%u)\n", file.path().c_str(),
-              human_bytes(double(file.file_size())).c_str(), file.version());
+              format_bytes(double(file.file_size())).c_str(), file.version());
   std::printf("architecture:  %s\n", arch.c_str());
   std::printf("parameters:    %llu (%.1fM)\n", (unsigned long long)params, params / 1e6);
-  std::printf("weights:       %s, %.2f bits per weight\n", human_bytes(double(weight_bytes)).c_str(),
+  std::printf("weights:       %s, %.2f bits per weight\n", format_bytes(double(weight_bytes)).c_str(),
               params ? 8.0 * weight_bytes / params : 0.0);
   std::printf("formats:\n");
   for (const auto& [name, f] : by_format) {
     std::printf("  %-8s %4llu tensors %12llu weights %12s  %.2f bits/weight\n", name.c_str(),
                 (unsigned long long)f.tensors, (unsigned long long)f.elements,
-                human_bytes(double(f.bytes)).c_str(), 8.0 * f.bytes / f.elements);
+                format_bytes(double(f.bytes)).c_str(), 8.0 * f.bytes / f.elements);
   }
   std::printf("metadata (%zu keys):\n", file.metadata().size());
   for (const auto& [k, v] : file.metadata()) {
@@ -139,7 +128,7 @@ int run_info(const InfoOptions& opt) {
     for (const auto& t : file.tensors()) {
       std::printf("  %-32s %-6s %-18s %10s @ %llu\n", t.name.c_str(),
                   std::string(tensor_type_name(t.type)).c_str(), t.shape_string().c_str(),
-                  human_bytes(double(t.n_bytes)).c_str(),
+                  format_bytes(double(t.n_bytes)).c_str(),
                   (unsigned long long)(file.data_offset() + t.offset));
     }
   }

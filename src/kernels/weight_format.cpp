@@ -1,0 +1,38 @@
+#include "kernels/weight_format.h"
+
+#include <array>
+
+#include "base/error.h"
+
+namespace memwall::kernels {
+namespace {
+const std::array<const WeightCodec*, 6>& all_codecs() {
+  static const std::array<const WeightCodec*, 6> codecs = {
+      &codec_f32(), &codec_f16(), &codec_bf16(), &codec_q8_0(), &codec_q4_0(), &codec_q4_1()};
+  return codecs;
+}
+}  // namespace
+
+const WeightCodec* find_codec(TensorType type) {
+  for (const WeightCodec* c : all_codecs()) {
+    if (c->type == type) return c;
+  }
+  return nullptr;
+}
+
+std::string supported_formats() {
+  std::string out;
+  for (const WeightCodec* c : all_codecs()) {
+    if (!out.empty()) out += ", ";
+    out += tensor_type_name(c->type);
+  }
+  return out;
+}
+
+const WeightCodec& codec_for(TensorType type, const std::string& tensor_name) {
+  if (const WeightCodec* c = find_codec(type)) return *c;
+  fail("tensor '", tensor_name, "' is ", tensor_type_name(type),
+       ", which memwall cannot compute with yet (supported: ", supported_formats(), ")");
+}
+
+}  // namespace memwall::kernels

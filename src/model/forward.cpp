@@ -1,0 +1,116 @@
+#include "model/forward.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "base/error.h"
+#include "kernels/matmul.h"
+#include "kernels/ops.h"
+
+namespace memwall {
+
+using kernels::matmul;
+
+Forward::Forward(const Model& model, ThreadPool& pool)
+    : spec_(model.spec), w_(model.weights), pool_(pool) {
+  scores_.resize(size_t(pool.size()));
+}
+
+void Forward::run(const int32_t* tokens, int64_t T, int64_t pos, KvCache& kv, float* logits,
+                  bool all_logits) {
+  const ModelSpec& s = spec_;
+  const int64_t C = s.n_embd, F = s.n_ff, Q = s.q_dim(), KV = s.kv_dim(), V = s.n_vocab;
+  if (T <= 0) fail("forward pass over no tokens");
+  if (pos < 0 || pos + T > kv.n_ctx()) {
+    fail("context is full: ", pos + T, " positions needed, cache holds ", kv.n_ctx(),
+         " (raise --ctx)");
+  }
+  for (int64_t t = 0; t < T; ++t) {
+    if (tokens[t] < 0 || tokens[t] >= V) {
+      fail("token id ", tokens[t], " is outside the vocabulary of ", V, " tokens");
+    }
+  }
+  auto grow = [](std::vector<float>& b, int64_t n) {
+    if (b.size() < size_t(n)) b.resize(size_t(n));
+  };
+  grow(x_, T * C), grow(xn_, T * C), grow(q_, T * Q), grow(k_, T * KV), grow(v_, T * KV);
+  grow(att_, T * Q), grow(gate_, T * F), grow(up_, T * F), grow(proj_, T * C);
+  for (auto& sc : scores_) grow(sc, kv.n_ctx());
+
+  float* x = x_.data();  // (T, C) residual stream
+  for (int64_t t = 0; t < T; ++t) {
+    w_.token_embd.codec->dequantize_row(w_.token_embd.row(tokens[t]), x + t * C, C);
+  }
+  const float* freq = w_.rope_freqs.empty() ? nullptr : w_.rope_freqs.data();
+
+  for (int64_t l = 0; l < s.n_layer; ++l) {
+    const LayerWeights& L = w_.layers[size_t(l)];
+    // Attention block.
+    for (int64_t t = 0; t < T; ++t) {
+      kernels::rms_norm(x + t * C, L.attn_norm.data(), s.rms_eps, C, xn_.data() + t * C);
+    }
+    matmul(pool_, L.wq, xn_.data(), T, q_.data());  // (T, H*D)
+    matmul(pool_, L.wk, xn_.data(), T, k_.data());  // (T, Hkv*D)
+    matmul(pool_, L.wv, xn_.data(), T, v_.data());  // (T, Hkv*D)
+    for (int64_t t = 0; t < T; ++t) {
+      kernels::rope(q_.data() + t * Q, s.n_head, s.head_dim, s.n_rot, pos + t, s.rope_base,
+                    s.rope_scale, freq, s.rope_style);
+      kernels::rope(k_.data() + t * KV, s.n_head_kv, s.head_dim, s.n_rot, pos + t, s.rope_base,
+                    s.rope_scale, freq, s.rope_style);
+      std::memcpy(kv.k(l, pos + t), k_.data() + t * KV, size_t(KV) * sizeof(float));
+      std::memcpy(kv.v(l, pos + t), v_.data() + t * KV, size_t(KV) * sizeof(float));
+    }
+    attention(l, T, pos, kv);                              // att_ (T, H*D)
+    matmul(pool_, L.wo, att_.data(), T, proj_.data());  // (T, C)
+    for (int64_t i = 0; i < T * C; ++i) x[i] += proj_[size_t(i)];
+
+    // FFN block.
+    for (int64_t t = 0; t < T; ++t) {
+      kernels::rms_norm(x + t * C, L.ffn_norm.data(), s.rms_eps, C, xn_.data() + t * C);
+    }
+    matmul(pool_, L.w_gate, xn_.data(), T, gate_.data());  // (T, F)
+    matmul(pool_, L.w_up, xn_.data(), T, up_.data());      // (T, F)
+    kernels::swiglu(gate_.data(), up_.data(), T * F);
+    matmul(pool_, L.w_down, gate_.data(), T, proj_.data());  // (T, C)
+    for (int64_t i = 0; i < T * C; ++i) x[i] += proj_[size_t(i)];
+  }
+
+  // Output head: every position, or only the last.
+  const int64_t first = all_logits ? 0 : T - 1;
+  const int64_t n_out = T - first;
+  for (int64_t t = first; t < T; ++t) {
+    kernels::rms_norm(x + t * C, w_.output_norm.data(), s.rms_eps, C, xn_.data() + (t - first) * C);
+  }
+  matmul(pool_, w_.output, xn_.data(), n_out, logits);  // (n_out, V)
+}
+
+void Forward::attention(int64_t layer, int64_t T, int64_t pos, KvCache& kv) {
+  const ModelSpec& s = spec_;
+  const int64_t H = s.n_head, D = s.head_dim, Q = s.q_dim();
+  const int64_t group = s.n_head / s.n_head_kv;  // query heads per KV head
+  const float scale = 1.0f / std::sqrt(float(D));
+  pool_.parallel_for(T * H, [&](int64_t begin, int64_t end, int thread) {
+    float* scores = scores_[size_t(thread)].data();
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t t = i / H, h = i % H, kvh = h / group;
+      const int64_t n_keys = pos + t + 1;  // causal: keys up to and including this position
+      const float* q = q_.data() + t * Q + h * D;
+      for (int64_t j = 0; j < n_keys; ++j) {
+        const float* k = kv.k(layer, j) + kvh * D;
+        float dot = 0;
+        for (int64_t d = 0; d < D; ++d) dot += q[d] * k[d];
+        scores[j] = dot * scale;
+      }
+      kernels::softmax(scores, n_keys);
+      float* out = att_.data() + t * Q + h * D;
+      std::memset(out, 0, size_t(D) * sizeof(float));
+      for (int64_t j = 0; j < n_keys; ++j) {
+        const float* v = kv.v(layer, j) + kvh * D;
+        const float p = scores[j];
+        for (int64_t d = 0; d < D; ++d) out[d] += p * v[d];
+      }
+    }
+  });
+}
+
+}  // namespace memwall

@@ -1,0 +1,38 @@
+// The llama-layout forward pass, written once over ModelWeights:
+//   x = embed(tokens)
+//   per layer: x += Wo attn(rope(Wq n(x)), rope(Wk n(x)), Wv n(x));  x += Wdown(silu(Wgate n(x)) * Wup n(x))
+//   logits = Wout norm(x)
+// Activations for T tokens are allocated once per call.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "base/thread_pool.h"
+#include "model/kv_cache.h"
+#include "model/model.h"
+
+namespace memwall {
+
+class Forward {
+ public:
+  Forward(const Model& model, ThreadPool& pool);
+
+  // Runs tokens[0..T) at positions [pos, pos+T), writing their K/V into kv.
+  // logits: [T x V] when all_logits, else [V] for the last token only.
+  // Throws Error on a token id outside the vocabulary or a full cache.
+  void run(const int32_t* tokens, int64_t T, int64_t pos, KvCache& kv, float* logits,
+           bool all_logits);
+
+ private:
+  void attention(int64_t layer, int64_t T, int64_t pos, KvCache& kv);
+
+  const ModelSpec& spec_;
+  const ModelWeights& w_;
+  ThreadPool& pool_;
+  // Activations, sized for the largest T seen so far.
+  std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, proj_;
+  std::vector<std::vector<float>> scores_;  // per thread: [n_ctx]
+};
+
+}  // namespace memwall

@@ -1,0 +1,20 @@
+// A loaded model: the mapped GGUF file, its spec and its bound weights.
+#pragma once
+
+#include <string>
+
+#include "format/gguf_reader.h"
+#include "model/model_spec.h"
+#include "model/weights.h"
+
+namespace memwall {
+
+struct Model {
+  gguf::File file;  // owns the mapping the weights point into
+  ModelSpec spec;
+  ModelWeights weights;
+
+  static Model load(const std::string& path);
+};
+
+}  // namespace memwall
