@@ -21,21 +21,19 @@ void Forward::run(const int32_t* tokens, int64_t T, int64_t pos, KvCache& kv, fl
   const ModelSpec& s = spec_;
   const int64_t C = s.n_embd, F = s.n_ff, Q = s.q_dim(), KV = s.kv_dim(), V = s.n_vocab;
   if (T <= 0) fail("forward pass over no tokens");
-  if (pos < 0 || pos + T > kv.n_ctx()) {
-    fail("context is full: ", pos + T, " positions needed, cache holds ", kv.n_ctx(),
-         " (raise --ctx)");
-  }
+  if (pos < 0) fail("negative position ", pos);
   for (int64_t t = 0; t < T; ++t) {
     if (tokens[t] < 0 || tokens[t] >= V) {
       fail("token id ", tokens[t], " is outside the vocabulary of ", V, " tokens");
     }
   }
+  kv.reserve(pos + T);
   auto grow = [](std::vector<float>& b, int64_t n) {
     if (b.size() < size_t(n)) b.resize(size_t(n));
   };
   grow(x_, T * C), grow(xn_, T * C), grow(q_, T * Q), grow(k_, T * KV), grow(v_, T * KV);
   grow(att_, T * Q), grow(gate_, T * F), grow(up_, T * F), grow(proj_, T * C);
-  for (auto& sc : scores_) grow(sc, kv.n_ctx());
+  for (auto& sc : scores_) grow(sc, pos + T);
 
   float* x = x_.data();  // (T, C) residual stream
   for (int64_t t = 0; t < T; ++t) {

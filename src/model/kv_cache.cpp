@@ -1,14 +1,27 @@
 #include "model/kv_cache.h"
 
+#include <algorithm>
+
 #include "base/error.h"
 
 namespace memwall {
 
-KvCache::KvCache(const ModelSpec& spec, int64_t n_ctx) : n_ctx_(n_ctx), kv_dim_(spec.kv_dim()) {
-  if (n_ctx <= 0) fail("context size must be positive, got ", n_ctx);
-  size_t n = size_t(spec.n_layer) * size_t(n_ctx) * size_t(kv_dim_);
-  k_.assign(n, 0.0f);
-  v_.assign(n, 0.0f);
+KvCache::KvCache(const ModelSpec& spec, int64_t max_ctx)
+    : max_ctx_(max_ctx), n_layer_(spec.n_layer), kv_dim_(spec.kv_dim()) {
+  if (max_ctx <= 0) fail("context size must be positive, got ", max_ctx);
+}
+
+void KvCache::reserve(int64_t n) {
+  if (n > max_ctx_) fail("context is full: ", n, " positions needed, limit is ", max_ctx_, " (raise --ctx)");
+  if (n <= reserved_) return;
+  // Grow geometrically so a token-by-token conversation copies O(n) in total.
+  int64_t grown = std::min(max_ctx_, std::max(n, reserved_ + reserved_ / 2));
+  size_t elems = size_t(grown) * size_t(n_layer_) * size_t(kv_dim_);
+  k_.reserve(elems);
+  v_.reserve(elems);
+  k_.resize(elems);
+  v_.resize(elems);
+  reserved_ = grown;
 }
 
 }  // namespace memwall

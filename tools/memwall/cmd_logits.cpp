@@ -2,7 +2,6 @@
 // logits at every position to a .npy file (for reference comparisons).
 #include <cstdio>
 #include <memory>
-#include <sstream>
 
 #include "base/error.h"
 #include "base/thread_pool.h"
@@ -21,26 +20,8 @@ struct LogitsOptions {
   int threads = 0;
 };
 
-std::vector<int32_t> parse_ids(const std::string& text) {
-  std::istringstream in(text);
-  std::vector<int32_t> ids;
-  std::string word;
-  while (in >> word) {
-    size_t used = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(word, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != word.size() || v < 0 || v > INT32_MAX) fail("'", word, "' is not a token id");
-    ids.push_back(int32_t(v));
-  }
-  return ids;
-}
-
 int run_logits(const LogitsOptions& opt) {
-  std::vector<int32_t> ids = parse_ids(opt.tokens);
+  std::vector<int32_t> ids = parse_token_ids(opt.tokens);
   if (ids.empty()) fail("--tokens is empty");
   Model model = Model::load(resolve_model_path(opt.model));
   ThreadPool pool(opt.threads > 0 ? opt.threads : ThreadPool::default_threads());

@@ -1,7 +1,9 @@
 #include "common.h"
 
 #include <cstdlib>
+#include <climits>
 #include <filesystem>
+#include <sstream>
 #include <vector>
 
 #include "base/error.h"
@@ -23,6 +25,24 @@ std::string default_model_path() {
   }
   fail("no model given and the default model ", kDefaultModel,
        " is missing: pass -m MODEL.gguf or run scripts/fetch-model");
+}
+
+std::vector<int32_t> parse_token_ids(const std::string& text) {
+  std::istringstream in(text);
+  std::vector<int32_t> ids;
+  std::string word;
+  while (in >> word) {
+    size_t used = 0;
+    long long v = -1;
+    try {
+      v = std::stoll(word, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != word.size() || v < 0 || v > INT32_MAX) fail("'", word, "' is not a token id");
+    ids.push_back(int32_t(v));
+  }
+  return ids;
 }
 
 std::string resolve_model_path(const std::string& given) {

@@ -1,0 +1,110 @@
+// memwall chat: an interactive conversation using the model's chat template.
+// Each turn re-renders the whole history; the session reuses the cached
+// prefix, so only the new turn is computed.
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "base/error.h"
+#include "base/thread_pool.h"
+#include "commands.h"
+#include "common.h"
+#include "generation_flags.h"
+#include "model/model.h"
+#include "runtime/generate.h"
+#include "runtime/session.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/stream_decoder.h"
+#include "tokenizer/tokenizer.h"
+
+namespace memwall::tools {
+namespace {
+
+struct ChatOptions {
+  GenerationFlags gen;
+  std::string system;
+  std::string once;
+};
+
+int run_chat(ChatOptions& opt) {
+  Model model = Model::load(resolve_model_path(opt.gen.model));
+  Tokenizer tokenizer = Tokenizer::from_gguf(model.file);
+  ChatTemplate chat_template = ChatTemplate::from_gguf(model.file, tokenizer);
+  if (!chat_template.note().empty()) std::fprintf(stderr, "note: %s\n", chat_template.note().c_str());
+
+  const int64_t ctx = opt.gen.ctx > 0 ? opt.gen.ctx : model.spec.n_ctx_train;
+  ThreadPool pool(resolved_threads(opt.gen));
+  Session session(model, pool, ctx, opt.gen.batch);
+  Sampler sampler(sampler_config(opt.gen));
+  const bool interactive = opt.once.empty();
+  const bool tty = isatty(fileno(stdin));
+  if (interactive && tty) {
+    std::fprintf(stderr, "memwall chat (%s template). /reset clears the history, /exit or Ctrl-D quits.\n",
+                 std::string(chat_template.format_name()).c_str());
+  }
+
+  std::vector<ChatMessage> history;
+  if (!opt.system.empty()) history.push_back({"system", opt.system});
+  for (;;) {
+    std::string line;
+    if (interactive) {
+      if (tty) std::fprintf(stderr, "> ");
+      if (!std::getline(std::cin, line)) break;
+      if (line == "/exit" || line == "/quit") break;
+      if (line == "/reset") {
+        history.resize(opt.system.empty() ? 0 : 1);
+        continue;
+      }
+      if (line.empty()) continue;
+    } else {
+      line = opt.once;
+    }
+    history.push_back({"user", line});
+    std::vector<int32_t> prompt = tokenizer.encode(chat_template.render(history, true), true);
+    // Forget the oldest turns when the conversation outgrows the context.
+    while (int64_t(prompt.size()) + opt.gen.n_predict > ctx && history.size() > 1) {
+      size_t first = history.front().role == "system" ? 1 : 0;
+      if (first + 1 >= history.size()) break;
+      history.erase(history.begin() + long(first));
+      prompt = tokenizer.encode(chat_template.render(history, true), true);
+    }
+    GenerateOptions go;
+    go.n_predict = std::min(opt.gen.n_predict, ctx - int64_t(prompt.size()));
+    if (go.n_predict <= 0) fail("the message is too long for the context of ", ctx, " tokens");
+    go.ignore_eos = opt.gen.ignore_eos;
+    StreamDecoder decoder(tokenizer);
+    std::string reply;
+    GenerateStats stats = generate(session, sampler, tokenizer, prompt, go, [&](int32_t id) {
+      std::string text = decoder.push(id);
+      reply += text;
+      std::fwrite(text.data(), 1, text.size(), stdout);
+      std::fflush(stdout);
+      return true;
+    });
+    std::string rest = decoder.flush();
+    reply += rest;
+    std::fwrite(rest.data(), 1, rest.size(), stdout);
+    std::printf("\n");
+    std::fflush(stdout);
+    history.push_back({"assistant", reply});
+    print_stats(stats);
+    if (!interactive) break;
+  }
+  return 0;
+}
+
+const CommandRegistration kChat{
+    "chat", "Talk with the model using its chat template (history kept; /reset, /exit)", 20,
+    [](CLI::App& sub) -> CommandAction {
+      auto opt = std::make_shared<ChatOptions>();
+      add_generation_flags(sub, opt->gen);
+      sub.add_option("--system", opt->system, "System message (default: the template's own)");
+      sub.add_option("--once", opt->once, "Send one message, print the reply and exit");
+      return [opt] { return run_chat(*opt); };
+    }};
+
+}  // namespace
+}  // namespace memwall::tools

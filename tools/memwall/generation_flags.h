@@ -1,0 +1,31 @@
+// Flags shared by the commands that generate text (run, chat): model,
+// threads, context, sampling; and the statistics line they print to stderr.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <string>
+
+#include "runtime/generate.h"
+#include "runtime/sampler.h"
+
+namespace memwall::tools {
+
+struct GenerationFlags {
+  std::string model;
+  int threads = 0;
+  int64_t ctx = 0;  // 0: command-specific default
+  int64_t batch = 256;
+  int64_t n_predict = 256;
+  bool ignore_eos = false;
+  SamplerConfig sampling;
+  bool seed_given = false;
+};
+
+void add_generation_flags(CLI::App& sub, GenerationFlags& flags);
+// Fills in a random seed when none was given (and reports it on stderr).
+SamplerConfig sampler_config(const GenerationFlags& flags);
+int resolved_threads(const GenerationFlags& flags);
+void print_stats(const GenerateStats& stats);
+
+}  // namespace memwall::tools
