@@ -40,7 +40,7 @@ inline uint16_t fp32_to_fp16(float f) {
   uint32_t abs = x & 0x7fffffff;
   if (abs >= 0x7f800000u) return uint16_t(sign | 0x7c00 | (abs > 0x7f800000u ? 0x200 : 0));
   if (abs >= 0x477ff000u) return uint16_t(sign | 0x7c00);  // overflows to inf
-  if (abs < 0x38800000u) {                                  // subnormal or zero in half
+  if (abs < 0x38800000u) {                                 // subnormal or zero in half
     if (abs < 0x33000000u) return uint16_t(sign);
     uint32_t mant = (abs & 0x7fffff) | 0x800000;
     int shift = 113 - int(abs >> 23) + 13;  // 126 - exp, in [14, 24]

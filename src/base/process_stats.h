@@ -6,8 +6,8 @@
 
 namespace memwall {
 
-uint64_t peak_rss_bytes();     // VmHWM from /proc/self/status; 0 if unavailable
-uint64_t current_rss_bytes();  // VmRSS
+uint64_t peak_rss_bytes();               // VmHWM from /proc/self/status; 0 if unavailable
+uint64_t current_rss_bytes();            // VmRSS
 std::string format_bytes(double bytes);  // "93.81 MiB"
 
 }  // namespace memwall

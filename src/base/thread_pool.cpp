@@ -32,7 +32,8 @@ std::pair<int64_t, int64_t> share(int64_t n, int parts, int index) {
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn,
                               int64_t grain) {
   if (n <= 0) return;
-  int parts = int(std::min<int64_t>(n_threads_, std::max<int64_t>(1, n / std::max<int64_t>(1, grain))));
+  int parts =
+      int(std::min<int64_t>(n_threads_, std::max<int64_t>(1, n / std::max<int64_t>(1, grain))));
   if (parts <= 1) {
     fn(0, n, 0);
     return;

@@ -55,7 +55,9 @@ struct TensorTypeInfo {
 std::optional<TensorTypeInfo> tensor_type_info(uint32_t id);
 const TensorTypeInfo& tensor_type_info(TensorType type);
 std::optional<TensorType> tensor_type_from_name(std::string_view name);  // case-insensitive
-inline std::string_view tensor_type_name(TensorType type) { return tensor_type_info(type).name; }
+inline std::string_view tensor_type_name(TensorType type) {
+  return tensor_type_info(type).name;
+}
 
 // Bytes of a row of n elements; n must be a multiple of the block size.
 inline uint64_t row_bytes(TensorType type, uint64_t n) {

@@ -7,8 +7,12 @@
 namespace memwall::kernels {
 namespace {
 
-void quantize_f32(const float* src, void* dst, int64_t n) { std::memcpy(dst, src, n * 4); }
-void dequantize_f32(const void* src, float* dst, int64_t n) { std::memcpy(dst, src, n * 4); }
+void quantize_f32(const float* src, void* dst, int64_t n) {
+  std::memcpy(dst, src, n * 4);
+}
+void dequantize_f32(const void* src, float* dst, int64_t n) {
+  std::memcpy(dst, src, n * 4);
+}
 float dot_f32(const void* row, const float* x, int64_t n) {
   const float* w = static_cast<const float*>(row);
   float sum = 0;

@@ -20,7 +20,8 @@ void matmul_rows(ThreadPool& pool, const MatrixView& w, int64_t row_begin, int64
     pool.parallel_for(
         n_rows,
         [&](int64_t begin, int64_t end, int) {
-          for (int64_t r = begin; r < end; ++r) y[r] = w.codec->dot(w.row(row_begin + r), x, w.cols);
+          for (int64_t r = begin; r < end; ++r)
+            y[r] = w.codec->dot(w.row(row_begin + r), x, w.cols);
         },
         16);
     return;

@@ -11,8 +11,8 @@ void rms_norm(const float* x, const float* w, float eps, int64_t n, float* y) {
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale * w[i];
 }
 
-void rope(float* x, int64_t n_heads, int64_t D, int64_t n_rot, int64_t pos, float base,
-          float scale, const float* freq_factors, RopeStyle style) {
+void rope(float* x, int64_t n_heads, int64_t D, int64_t n_rot, int64_t pos, float base, float scale,
+          const float* freq_factors, RopeStyle style) {
   const int64_t half = n_rot / 2;
   for (int64_t i = 0; i < half; ++i) {
     double inv_freq = std::pow(double(base), -2.0 * double(i) / double(n_rot));

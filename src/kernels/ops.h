@@ -13,8 +13,8 @@ enum class RopeStyle { kNormal, kNeox };
 
 // Rotates the first n_rot dims of each of n_heads heads (head dim D) in place.
 // theta_i = pos / scale * base^(-2i/n_rot) / freq_factor[i] (factors may be null).
-void rope(float* x, int64_t n_heads, int64_t D, int64_t n_rot, int64_t pos, float base,
-          float scale, const float* freq_factors, RopeStyle style);
+void rope(float* x, int64_t n_heads, int64_t D, int64_t n_rot, int64_t pos, float base, float scale,
+          const float* freq_factors, RopeStyle style);
 
 // In place softmax over n values.
 void softmax(float* x, int64_t n);

@@ -58,7 +58,7 @@ void Forward::run(const int32_t* tokens, int64_t T, int64_t pos, KvCache& kv, fl
       std::memcpy(kv.k(l, pos + t), k_.data() + t * KV, size_t(KV) * sizeof(float));
       std::memcpy(kv.v(l, pos + t), v_.data() + t * KV, size_t(KV) * sizeof(float));
     }
-    attention(l, T, pos, kv);                              // att_ (T, H*D)
+    attention(l, T, pos, kv);                           // att_ (T, H*D)
     matmul(pool_, L.wo, att_.data(), T, proj_.data());  // (T, C)
     for (int64_t i = 0; i < T * C; ++i) x[i] += proj_[size_t(i)];
 

@@ -1,7 +1,7 @@
 // The llama-layout forward pass, written once over ModelWeights:
 //   x = embed(tokens)
-//   per layer: x += Wo attn(rope(Wq n(x)), rope(Wk n(x)), Wv n(x));  x += Wdown(silu(Wgate n(x)) * Wup n(x))
-//   logits = Wout norm(x)
+//   per layer: x += Wo attn(rope(Wq n(x)), rope(Wk n(x)), Wv n(x));  x += Wdown(silu(Wgate n(x)) *
+//   Wup n(x)) logits = Wout norm(x)
 // Activations for T tokens are allocated once per call.
 #pragma once
 

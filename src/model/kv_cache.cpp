@@ -12,7 +12,8 @@ KvCache::KvCache(const ModelSpec& spec, int64_t max_ctx)
 }
 
 void KvCache::reserve(int64_t n) {
-  if (n > max_ctx_) fail("context is full: ", n, " positions needed, limit is ", max_ctx_, " (raise --ctx)");
+  if (n > max_ctx_)
+    fail("context is full: ", n, " positions needed, limit is ", max_ctx_, " (raise --ctx)");
   if (n <= reserved_) return;
   // Grow geometrically so a token-by-token conversation copies O(n) in total.
   int64_t grown = std::min(max_ctx_, std::max(n, reserved_ + reserved_ / 2));

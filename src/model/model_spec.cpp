@@ -32,7 +32,8 @@ ModelSpec read_model_spec(const gguf::File& f) {
     if (s.architecture == a.name) arch = &a;
   }
   if (!arch) {
-    fail(f.path(), ": architecture '", s.architecture, "' is not supported (supported: llama, mistral)");
+    fail(f.path(), ": architecture '", s.architecture,
+         "' is not supported (supported: llama, mistral)");
   }
   if (f.tensors().empty()) fail(f.path(), ": the file has no tensors (a vocabulary-only file?)");
   const std::string p = s.architecture + ".";
@@ -55,12 +56,13 @@ ModelSpec read_model_spec(const gguf::File& f) {
     fail(f.path(), ": head dim ", s.head_dim, " x ", s.n_head, " heads != width ", s.n_embd,
          " (separate attention widths are not supported)");
   }
-  s.n_rot = positive(f, p + "rope.dimension_count", f.get_int(p + "rope.dimension_count", s.head_dim),
-                     s.head_dim);
+  s.n_rot = positive(f, p + "rope.dimension_count",
+                     f.get_int(p + "rope.dimension_count", s.head_dim), s.head_dim);
   if (s.n_rot % 2 != 0) fail(f.path(), ": rope.dimension_count ", s.n_rot, " is odd");
   s.n_ctx_train = positive(f, p + "context_length", f.get_int(p + "context_length", 2048), 1 << 24);
   s.rms_eps = float(f.get_float(p + "attention.layer_norm_rms_epsilon", 1e-5));
-  if (!(s.rms_eps >= 0 && s.rms_eps < 1)) fail(f.path(), ": rms epsilon ", s.rms_eps, " is invalid");
+  if (!(s.rms_eps >= 0 && s.rms_eps < 1))
+    fail(f.path(), ": rms epsilon ", s.rms_eps, " is invalid");
   s.rope_base = float(f.get_float(p + "rope.freq_base", 10000.0));
   if (!(s.rope_base > 1)) fail(f.path(), ": rope.freq_base ", s.rope_base, " is invalid");
   std::string scaling = f.get_string(p + "rope.scaling.type", "none");

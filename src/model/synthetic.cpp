@@ -21,7 +21,9 @@ struct Random {
     return z ^ (z >> 31);
   }
   // Uniform with unit variance: U(-sqrt(3), sqrt(3)).
-  float unit() { return float((double(next() >> 11) * 0x1.0p-53 * 2.0 - 1.0) * 1.7320508075688772); }
+  float unit() {
+    return float((double(next() >> 11) * 0x1.0p-53 * 2.0 - 1.0) * 1.7320508075688772);
+  }
 };
 
 // The GPT-2 byte-to-unicode map, so byte tokens are printable strings.
@@ -119,8 +121,8 @@ void write_synthetic_model(const std::string& path, const SyntheticShape& s, Ten
                            uint64_t seed) {
   const kernels::WeightCodec* codec = kernels::find_codec(type);
   if (!codec) {
-    fail("cannot write a synthetic model in ", tensor_type_name(type), " (supported: ",
-         kernels::supported_formats(), ")");
+    fail("cannot write a synthetic model in ", tensor_type_name(type),
+         " (supported: ", kernels::supported_formats(), ")");
   }
   auto check = [](bool ok, const char* what) {
     if (!ok) fail("invalid synthetic shape: ", what);
@@ -163,7 +165,8 @@ void write_synthetic_model(const std::string& path, const SyntheticShape& s, Ten
   for (int64_t l = 0; l < s.n_layer; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
     w.add_tensor(p + "attn_norm.weight", TensorType::F32, {u64(C)}, norm_vector(rng, C));
-    w.add_tensor(p + "attn_q.weight", type, {u64(C), u64(C)}, random_matrix(rng, *codec, C, C, in_c));
+    w.add_tensor(p + "attn_q.weight", type, {u64(C), u64(C)},
+                 random_matrix(rng, *codec, C, C, in_c));
     w.add_tensor(p + "attn_k.weight", type, {u64(C), u64(KV)},
                  random_matrix(rng, *codec, KV, C, in_c));
     w.add_tensor(p + "attn_v.weight", type, {u64(C), u64(KV)},
@@ -173,7 +176,8 @@ void write_synthetic_model(const std::string& path, const SyntheticShape& s, Ten
     w.add_tensor(p + "ffn_norm.weight", TensorType::F32, {u64(C)}, norm_vector(rng, C));
     w.add_tensor(p + "ffn_gate.weight", type, {u64(C), u64(F)},
                  random_matrix(rng, *codec, F, C, in_c));
-    w.add_tensor(p + "ffn_up.weight", type, {u64(C), u64(F)}, random_matrix(rng, *codec, F, C, in_c));
+    w.add_tensor(p + "ffn_up.weight", type, {u64(C), u64(F)},
+                 random_matrix(rng, *codec, F, C, in_c));
     w.add_tensor(p + "ffn_down.weight", type, {u64(F), u64(C)},
                  random_matrix(rng, *codec, C, F, in_f));
   }

@@ -12,8 +12,8 @@ kernels::MatrixView matrix(const gguf::File& f, const std::string& name, int64_t
                            int64_t cols) {
   const gguf::TensorInfo& t = f.tensor(name);
   if (t.n_dims != 2 || int64_t(t.ne[0]) != cols || int64_t(t.ne[1]) != rows) {
-    fail(f.path(), ": tensor '", name, "' has shape ", t.shape_string(), ", expected [", cols,
-         ", ", rows, "]");
+    fail(f.path(), ": tensor '", name, "' has shape ", t.shape_string(), ", expected [", cols, ", ",
+         rows, "]");
   }
   kernels::MatrixView m;
   m.name = name;

@@ -60,7 +60,8 @@ int32_t Sampler::sample(const float* logits, int64_t n_vocab) {
   // Probabilities at temperature 1 decide what top-p and min-p keep.
   std::vector<double> p(cand.size());
   double sum = 0;
-  for (size_t i = 0; i < cand.size(); ++i) sum += (p[i] = std::exp(double(cand[i].first - cand[0].first)));
+  for (size_t i = 0; i < cand.size(); ++i)
+    sum += (p[i] = std::exp(double(cand[i].first - cand[0].first)));
   if (config_.top_p < 1) {
     double cum = 0;
     size_t n = 0;

@@ -10,10 +10,10 @@
 namespace memwall {
 
 struct SamplerConfig {
-  float temperature = 0.8f;  // <= 0: greedy (argmax, lowest id on ties)
-  int top_k = 40;            // <= 0: off
-  float top_p = 0.95f;       // >= 1: off
-  float min_p = 0.05f;       // <= 0: off
+  float temperature = 0.8f;     // <= 0: greedy (argmax, lowest id on ties)
+  int top_k = 40;               // <= 0: off
+  float top_p = 0.95f;          // >= 1: off
+  float min_p = 0.05f;          // <= 0: off
   float repeat_penalty = 1.0f;  // 1: off
   int repeat_last_n = 64;       // tokens of history the penalty looks at
   uint64_t seed = 0;

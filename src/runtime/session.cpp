@@ -7,7 +7,10 @@
 namespace memwall {
 
 Session::Session(const Model& model, ThreadPool& pool, int64_t max_ctx, int64_t batch)
-    : model_(model), kv_(model.spec, max_ctx), forward_(model, pool), batch_(std::max<int64_t>(1, batch)) {
+    : model_(model),
+      kv_(model.spec, max_ctx),
+      forward_(model, pool),
+      batch_(std::max<int64_t>(1, batch)) {
   logits_.resize(size_t(model.spec.n_vocab));
 }
 

@@ -30,7 +30,9 @@ TEST(ThreadPool, RunsManySmallJobsBackToBack) {
   EXPECT_EQ(sum.load(), 8000);
 }
 
-TEST(ThreadPool, DefaultThreadsIsPositive) { EXPECT_GE(ThreadPool::default_threads(), 1); }
+TEST(ThreadPool, DefaultThreadsIsPositive) {
+  EXPECT_GE(ThreadPool::default_threads(), 1);
+}
 
 }  // namespace
 }  // namespace memwall

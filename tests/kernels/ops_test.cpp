@@ -21,7 +21,7 @@ TEST(Ops, RopeRotatesTheRightPairs) {
   const float c = std::cos(1.0f), s = std::sin(1.0f);
   std::vector<float> normal = {1, 0, 0, 1};
   rope(normal.data(), 1, 4, 4, 1, 1.0f, 1.0f, nullptr, RopeStyle::kNormal);
-  EXPECT_NEAR(normal[0], c, 1e-6);   // pair (0, 1)
+  EXPECT_NEAR(normal[0], c, 1e-6);  // pair (0, 1)
   EXPECT_NEAR(normal[1], s, 1e-6);
   EXPECT_NEAR(normal[2], -s, 1e-6);  // pair (2, 3)
   EXPECT_NEAR(normal[3], c, 1e-6);

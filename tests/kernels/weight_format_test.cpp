@@ -78,7 +78,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Case{TensorType::F32, 0.0}, Case{TensorType::F16, 1e-3},
                       Case{TensorType::BF16, 8e-3}, Case{TensorType::Q8_0, 1.0 / 254 + 1e-3},
                       // q4_0's scale maps the largest magnitude to -8: steps are range/15 or less.
-                      Case{TensorType::Q4_0, 1.0 / 15 + 1e-3}, Case{TensorType::Q4_1, 1.0 / 30 + 1e-3}),
+                      Case{TensorType::Q4_0, 1.0 / 15 + 1e-3},
+                      Case{TensorType::Q4_1, 1.0 / 30 + 1e-3}),
     [](const auto& info) { return std::string(tensor_type_name(info.param.type)); });
 
 TEST(WeightCodec, Q4_0LayoutMatchesGgufByteForByte) {
@@ -107,7 +108,7 @@ TEST(Fp16, ConversionsMatchKnownValues) {
   EXPECT_EQ(fp32_to_fp16(-2.0f), 0xC000);
   EXPECT_EQ(fp32_to_fp16(65504.0f), 0x7BFF);
   EXPECT_EQ(fp32_to_fp16(1e6f), 0x7C00);
-  EXPECT_EQ(fp32_to_fp16(5.9604645e-8f), 0x0001);  // smallest subnormal
+  EXPECT_EQ(fp32_to_fp16(5.9604645e-8f), 0x0001);       // smallest subnormal
   EXPECT_EQ(fp32_to_fp16(1.0f + 1.0f / 2048), 0x3C00);  // tie rounds to even
   EXPECT_FLOAT_EQ(fp16_to_fp32(0x3555), 0.33325195f);
   EXPECT_FLOAT_EQ(fp16_to_fp32(0x0001), 5.9604645e-8f);

@@ -4,8 +4,8 @@
 // tests/reference/.)
 #include <gtest/gtest.h>
 
-#include <cmath>
 #include <unistd.h>
+#include <cmath>
 
 #include <filesystem>
 #include <vector>
@@ -60,7 +60,8 @@ TEST(Forward, PrefillChunksAndTokenByTokenAgree) {
     const float tol = 1e-4f * max_abs(all);
     for (int64_t t = 0; t < T; ++t) {
       f.run(&tokens[size_t(t)], 1, t, kv, step.data(), false);
-      for (int64_t v = 0; v < V; ++v) ASSERT_NEAR(step[size_t(v)], all[size_t(t * V + v)], tol) << t;
+      for (int64_t v = 0; v < V; ++v)
+        ASSERT_NEAR(step[size_t(v)], all[size_t(t * V + v)], tol) << t;
     }
     // Session in chunks of 4 ends with the last row.
     Session session(model, pool, T, 4);

@@ -65,8 +65,8 @@ TEST(Sampler, TopKOneTopPAndMinPCutTheTail) {
     SamplerConfig c;
     c.temperature = 1.0f;
     c.top_k = variant == 0 ? 1 : 0;
-    c.top_p = variant == 1 ? 0.5f : 1.0f;   // 0.7 alone covers 0.5
-    c.min_p = variant == 2 ? 0.5f : 0.0f;   // 0.2 < 0.5 * 0.7
+    c.top_p = variant == 1 ? 0.5f : 1.0f;  // 0.7 alone covers 0.5
+    c.min_p = variant == 2 ? 0.5f : 0.0f;  // 0.2 < 0.5 * 0.7
     Sampler s(c);
     for (int i = 0; i < 200; ++i) ASSERT_EQ(s.sample(logits.data(), 3), 2) << variant;
   }

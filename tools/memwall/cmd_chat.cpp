@@ -30,19 +30,23 @@ struct ChatOptions {
 };
 
 int run_chat(ChatOptions& opt) {
+  const SamplerConfig sampling = sampler_config(opt.gen);
+  Sampler sampler(sampling);  // validates the sampling flags before any work
   Model model = Model::load(resolve_model_path(opt.gen.model));
   Tokenizer tokenizer = Tokenizer::from_gguf(model.file);
   ChatTemplate chat_template = ChatTemplate::from_gguf(model.file, tokenizer);
-  if (!chat_template.note().empty()) std::fprintf(stderr, "note: %s\n", chat_template.note().c_str());
+  if (!chat_template.note().empty())
+    std::fprintf(stderr, "note: %s\n", chat_template.note().c_str());
 
   const int64_t ctx = opt.gen.ctx > 0 ? opt.gen.ctx : model.spec.n_ctx_train;
   ThreadPool pool(resolved_threads(opt.gen));
   Session session(model, pool, ctx, opt.gen.batch);
-  Sampler sampler(sampler_config(opt.gen));
+  print_seed(opt.gen, sampling);
   const bool interactive = opt.once.empty();
   const bool tty = isatty(fileno(stdin));
   if (interactive && tty) {
-    std::fprintf(stderr, "memwall chat (%s template). /reset clears the history, /exit or Ctrl-D quits.\n",
+    std::fprintf(stderr,
+                 "memwall chat (%s template). /reset clears the history, /exit or Ctrl-D quits.\n",
                  std::string(chat_template.format_name()).c_str());
   }
 

@@ -5,9 +5,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "base/process_stats.h"
 #include "commands.h"
 #include "common.h"
-#include "base/process_stats.h"
 #include "format/gguf_reader.h"
 
 namespace memwall::tools {
@@ -22,18 +22,23 @@ struct InfoOptions {
 nlohmann::json value_to_json(const gguf::Value& v, bool full_arrays) {
   using gguf::ValueType;
   switch (v.type) {
-    case ValueType::STRING: return v.s;
-    case ValueType::BOOL: return v.u != 0;
+    case ValueType::STRING:
+      return v.s;
+    case ValueType::BOOL:
+      return v.u != 0;
     case ValueType::F32:
-    case ValueType::F64: return v.f;
+    case ValueType::F64:
+      return v.f;
     case ValueType::I8:
     case ValueType::I16:
     case ValueType::I32:
-    case ValueType::I64: return v.i;
+    case ValueType::I64:
+      return v.i;
     case ValueType::ARRAY: {
       size_t n = v.array_size();
       if (!full_arrays && n > 16) {
-        return {{"type", "array"}, {"element_type", gguf::value_type_name(v.element_type)},
+        return {{"type", "array"},
+                {"element_type", gguf::value_type_name(v.element_type)},
                 {"length", n}};
       }
       nlohmann::json out = nlohmann::json::array();
@@ -50,7 +55,8 @@ nlohmann::json value_to_json(const gguf::Value& v, bool full_arrays) {
       }
       return out;
     }
-    default: return v.u;
+    default:
+      return v.u;
   }
 }
 
@@ -98,8 +104,11 @@ int run_info(const InfoOptions& opt) {
       nlohmann::json ts = nlohmann::json::array();
       for (const auto& t : file.tensors()) {
         std::vector<uint64_t> shape(t.ne.begin(), t.ne.begin() + t.n_dims);
-        ts.push_back({{"name", t.name}, {"type", tensor_type_name(t.type)}, {"shape", shape},
-                      {"offset", file.data_offset() + t.offset}, {"bytes", t.n_bytes}});
+        ts.push_back({{"name", t.name},
+                      {"type", tensor_type_name(t.type)},
+                      {"shape", shape},
+                      {"offset", file.data_offset() + t.offset},
+                      {"bytes", t.n_bytes}});
       }
       j["tensors"] = ts;
     }
@@ -111,7 +120,8 @@ int run_info(const InfoOptions& opt) {
               format_bytes(double(file.file_size())).c_str(), file.version());
   std::printf("architecture:  %s\n", arch.c_str());
   std::printf("parameters:    %llu (%.1fM)\n", (unsigned long long)params, params / 1e6);
-  std::printf("weights:       %s, %.2f bits per weight\n", format_bytes(double(weight_bytes)).c_str(),
+  std::printf("weights:       %s, %.2f bits per weight\n",
+              format_bytes(double(weight_bytes)).c_str(),
               params ? 8.0 * weight_bytes / params : 0.0);
   std::printf("formats:\n");
   for (const auto& [name, f] : by_format) {
@@ -141,7 +151,8 @@ const CommandRegistration kInfo{
       auto opt = std::make_shared<InfoOptions>();
       sub.add_option("model", opt->model, "GGUF file (default: the default model)");
       sub.add_option("-m,--model", opt->model, "GGUF file (same as the positional argument)");
-      sub.add_flag("--tensors", opt->tensors, "List every tensor: name, type, shape, bytes, offset");
+      sub.add_flag("--tensors", opt->tensors,
+                   "List every tensor: name, type, shape, bytes, offset");
       sub.add_flag("--json", opt->json, "Print one JSON object instead of text");
       return [opt] { return run_info(*opt); };
     }};

@@ -39,12 +39,19 @@ std::string read_file(const std::string& path) {
 
 int run_run(const RunOptions& opt) {
   if (opt.gen.n_predict < 0) fail("-n must be >= 0");
+  const SamplerConfig sampling = sampler_config(opt.gen);
+  Sampler sampler(sampling);  // validates the sampling flags before any work
   Model model = Model::load(resolve_model_path(opt.gen.model));
   Tokenizer tokenizer = Tokenizer::from_gguf(model.file);
 
   std::vector<int32_t> prompt;
   if (!opt.tokens.empty()) {
     prompt = parse_token_ids(opt.tokens);
+    for (int32_t id : prompt) {
+      if (id >= model.spec.n_vocab) {
+        fail("token id ", id, " is outside the vocabulary of ", model.spec.n_vocab, " tokens");
+      }
+    }
   } else {
     std::string text = opt.prompt_file.empty() ? opt.prompt : read_file(opt.prompt_file);
     prompt = tokenizer.encode(text, /*add_special=*/true);
@@ -59,7 +66,6 @@ int run_run(const RunOptions& opt) {
   }
   ThreadPool pool(resolved_threads(opt.gen));
   Session session(model, pool, ctx, opt.gen.batch);
-  Sampler sampler(sampler_config(opt.gen));
   GenerateOptions go;
   go.n_predict = std::min(opt.gen.n_predict, ctx - int64_t(prompt.size()));
   go.ignore_eos = opt.gen.ignore_eos;
@@ -68,6 +74,7 @@ int run_run(const RunOptions& opt) {
                  (long long)ctx, (long long)go.n_predict);
   }
 
+  print_seed(opt.gen, sampling);
   StreamDecoder decoder(tokenizer);
   bool first_id = true;
   GenerateStats stats = generate(session, sampler, tokenizer, prompt, go, [&](int32_t id) {
@@ -100,7 +107,8 @@ const CommandRegistration kRun{
       add_generation_flags(sub, opt->gen);
       auto* p = sub.add_option("-p,--prompt", opt->prompt, "Prompt text");
       auto* f = sub.add_option("-f,--file", opt->prompt_file, "Read the prompt from a file");
-      auto* t = sub.add_option("--tokens", opt->tokens, "Prompt as token ids (space separated, used as given)");
+      auto* t = sub.add_option("--tokens", opt->tokens,
+                               "Prompt as token ids (space separated, used as given)");
       p->excludes(f)->excludes(t);
       f->excludes(t);
       sub.add_flag("--output-ids", opt->output_ids, "Print generated token ids instead of text");

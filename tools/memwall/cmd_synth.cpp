@@ -63,7 +63,8 @@ const CommandRegistration kSynth{
       sub.add_option("--n-layer", opt->s.n_layer, "Layers L")->capture_default_str();
       sub.add_option("--n-head", opt->s.n_head, "Attention heads H")->capture_default_str();
       sub.add_option("--n-head-kv", opt->s.n_head_kv, "KV heads Hkv")->capture_default_str();
-      sub.add_option("--vocab", opt->s.n_vocab, "Vocabulary size V (>= 257)")->capture_default_str();
+      sub.add_option("--vocab", opt->s.n_vocab, "Vocabulary size V (>= 257)")
+          ->capture_default_str();
       sub.add_option("--ctx", opt->s.n_ctx, "Training context length")->capture_default_str();
       sub.add_option("--rope-base", opt->s.rope_base, "RoPE frequency base")->capture_default_str();
       sub.add_option("--rope-style", opt->rope_style, "normal or neox")->capture_default_str();

@@ -1,7 +1,7 @@
 #include "common.h"
 
-#include <cstdlib>
 #include <climits>
+#include <cstdlib>
 #include <filesystem>
 #include <sstream>
 #include <vector>

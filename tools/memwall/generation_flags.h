@@ -23,8 +23,10 @@ struct GenerationFlags {
 };
 
 void add_generation_flags(CLI::App& sub, GenerationFlags& flags);
-// Fills in a random seed when none was given (and reports it on stderr).
+// Fills in a random seed when none was given.
 SamplerConfig sampler_config(const GenerationFlags& flags);
+// Reports a random seed on stderr (so a run can be repeated); call once inputs are valid.
+void print_seed(const GenerationFlags& flags, const SamplerConfig& config);
 int resolved_threads(const GenerationFlags& flags);
 void print_stats(const GenerateStats& stats);
 
