@@ -13,8 +13,9 @@ from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 _SPECIAL_TYPES = (3, 4)
 
 
-def tokenizer_from_gguf(path: str) -> Tokenizer:
-    reader = gguf.GGUFReader(str(path))
+def tokenizer_from_gguf(src: "str | gguf.GGUFReader") -> Tokenizer:
+    """src: a GGUF path, or an open reader (parsing the vocab arrays takes seconds)."""
+    reader = src if isinstance(src, gguf.GGUFReader) else gguf.GGUFReader(str(src))
     model = reader.fields["tokenizer.ggml.model"].contents()
     if model != "gpt2":
         raise NotImplementedError(f"tokenizer.ggml.model {model!r}: only byte-level BPE (gpt2) is supported")
