@@ -16,26 +16,62 @@ ByteLevelBpe::ByteLevelBpe(const Vocab& vocab, const std::vector<std::string>& m
     byte_token_[b] = vocab.find(byte_unicode::char_for_byte(static_cast<uint8_t>(b)));
   }
   merges_.reserve(merges.size());
-  std::string joined;
-  for (size_t rank = 0; rank < merges.size(); ++rank) {
-    const std::string& m = merges[rank];
-    // The separator is the first space after the first character: llama.cpp
-    // splits the same way, and byte-level token text never holds a space.
-    size_t sep = m.find(' ', 1);
-    if (sep == std::string::npos || sep + 1 >= m.size()) {
-      fail("merge ", rank, " '", m, "' is not two tokens separated by a space");
+  // In batches, as a pipeline: split and hash every merge of the batch and
+  // prefetch the index slots; then prefetch the key strings those slots name;
+  // then look up and prefetch the merge-table slots; then insert. Loading is
+  // bound by cache misses on tables of several MiB, and this overlaps them.
+  constexpr size_t kBatch = 32;
+  struct Pending {
+    std::string_view left, right;
+    uint64_t h_left, h_right, h_joined;
+    int32_t l, r, result;
+  };
+  Pending batch[kBatch];
+  for (size_t base = 0; base < merges.size(); base += kBatch) {
+    const size_t n = std::min(kBatch, merges.size() - base);
+    for (size_t k = 0; k < n; ++k) {
+      const std::string& m = merges[base + k];
+      // The separator is the first space after the first character: llama.cpp
+      // splits the same way, and byte-level token text never holds a space.
+      size_t sep = m.find(' ', 1);
+      if (sep == std::string::npos || sep + 1 >= m.size()) {
+        fail("merge ", base + k, " '", m, "' is not two tokens separated by a space");
+      }
+      Pending& p = batch[k];
+      p.left = std::string_view(m.data(), sep);
+      p.right = std::string_view(m.data() + sep + 1, m.size() - sep - 1);
+      p.h_left = TokenIndex::hash(p.left);
+      p.h_right = TokenIndex::hash(p.right);
+      p.h_joined = TokenIndex::concat_hash(p.left, p.right);
+      vocab.index().prefetch(p.h_left);
+      vocab.index().prefetch(p.h_right);
+      vocab.index().prefetch(p.h_joined);
     }
-    std::string_view left(m.data(), sep), right(m.data() + sep + 1, m.size() - sep - 1);
-    int32_t l = vocab.find(left), r = vocab.find(right);
-    if (l < 0) fail("merge ", rank, " '", m, "' names '", left, "', which is not a token");
-    if (r < 0) fail("merge ", rank, " '", m, "' names '", right, "', which is not a token");
-    joined.assign(left).append(right);
-    int32_t result = vocab.find(joined);
-    if (result < 0) {
-      fail("merge ", rank, " '", m, "' makes '", joined, "', which is not a token");
+    for (size_t k = 0; k < n; ++k) {
+      vocab.index().prefetch_key(batch[k].h_left);
+      vocab.index().prefetch_key(batch[k].h_right);
+      vocab.index().prefetch_key(batch[k].h_joined);
     }
-    // On a repeated pair the first (best) rank stays, as in llama.cpp.
-    merges_.insert(l, r, Merge{static_cast<int32_t>(rank), result});
+    for (size_t k = 0; k < n; ++k) {
+      Pending& p = batch[k];
+      const std::string& m = merges[base + k];
+      p.l = vocab.index().find(p.left, {}, p.h_left);
+      p.r = vocab.index().find(p.right, {}, p.h_right);
+      if (p.l < 0)
+        fail("merge ", base + k, " '", m, "' names '", p.left, "', which is not a token");
+      if (p.r < 0)
+        fail("merge ", base + k, " '", m, "' names '", p.right, "', which is not a token");
+      p.result = vocab.index().find(p.left, p.right, p.h_joined);
+      if (p.result < 0) {
+        fail("merge ", base + k, " '", m, "' makes '", p.left, p.right, "', which is not a token");
+      }
+      merges_.prefetch(p.l, p.r);
+    }
+    for (size_t k = 0; k < n; ++k) {
+      // On a repeated pair the first (best) rank stays, as in llama.cpp.
+      merges_.insert(batch[k].l, batch[k].r,
+                     Merge{static_cast<int32_t>(base + k), batch[k].result});
+    }
   }
 }
 

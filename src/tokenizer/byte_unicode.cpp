@@ -69,6 +69,12 @@ std::string decode(std::string_view text) {
   std::string out;
   out.reserve(text.size());
   for (size_t i = 0; i < text.size();) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {  // printable ASCII stands for itself (and is most of any vocabulary)
+      out += static_cast<char>(c);
+      ++i;
+      continue;
+    }
     size_t len = utf8::char_length(text.substr(i));
     bool valid = utf8::scan(text.substr(i)).kind == utf8::Scan::kValid;
     std::optional<uint8_t> byte;

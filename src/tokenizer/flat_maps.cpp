@@ -11,35 +11,50 @@ size_t table_size_for(size_t n) {
 
 }  // namespace
 
-uint64_t TokenIndex::hash_of(std::string_view s) {
-  // FNV-1a: token texts are short, so a simple byte loop beats block hashes.
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
-  return h ^ (h >> 29);
-}
-
-void TokenIndex::build(const std::vector<std::string>& keys) {
+int64_t TokenIndex::build(const std::vector<std::string>& keys) {
   keys_ = keys.data();
   slots_.assign(table_size_for(keys.size()), Slot{0, -1});
   mask_ = slots_.size() - 1;
-  for (size_t i = 0; i < keys.size(); ++i) insert(keys[i], static_cast<int32_t>(i));
+  int64_t first_duplicate = -1;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    auto id = static_cast<int32_t>(i);
+    if (insert(keys[i], id) != id && first_duplicate < 0) first_duplicate = id;
+  }
+  return first_duplicate;
 }
 
-int32_t TokenIndex::find(std::string_view key) const {
+int32_t TokenIndex::find(std::string_view head, std::string_view tail, uint64_t h) const {
   if (slots_.empty()) return -1;
-  uint64_t h = hash_of(key);
   auto tag = static_cast<uint32_t>(h);
-  for (uint64_t i = (h >> 32) & mask_;; i = (i + 1) & mask_) {
+  for (uint64_t i = slot_of(h);; i = (i + 1) & mask_) {
     const Slot& s = slots_[i];
     if (s.id < 0) return -1;
-    if (s.hash == tag && keys_[s.id] == key) return s.id;
+    if (s.hash != tag) continue;
+    const std::string& k = keys_[s.id];
+    if (k.size() == head.size() + tail.size() && k.compare(0, head.size(), head) == 0 &&
+        k.compare(head.size(), tail.size(), tail) == 0) {
+      return s.id;
+    }
+  }
+}
+
+void TokenIndex::prefetch_key(uint64_t h) const {
+  if (slots_.empty()) return;
+  auto tag = static_cast<uint32_t>(h);
+  for (uint64_t i = slot_of(h);; i = (i + 1) & mask_) {
+    const Slot& s = slots_[i];
+    if (s.id < 0) return;
+    if (s.hash == tag) {
+      __builtin_prefetch(&keys_[s.id]);
+      return;
+    }
   }
 }
 
 int32_t TokenIndex::insert(std::string_view key, int32_t id) {
   uint64_t h = hash_of(key);
   auto tag = static_cast<uint32_t>(h);
-  for (uint64_t i = (h >> 32) & mask_;; i = (i + 1) & mask_) {
+  for (uint64_t i = slot_of(h);; i = (i + 1) & mask_) {
     Slot& s = slots_[i];
     if (s.id < 0) {
       s = {tag, id};
@@ -56,7 +71,7 @@ void MergeTable::reserve(size_t n) {
 }
 
 void MergeTable::insert(int32_t left, int32_t right, Merge merge) {
-  if ((size_ + 1) * 2 > slots_.size()) {
+  if ((size_ + 1) * 5 > slots_.size() * 3) {
     // Grow (only when reserve() was too small): rehash everything.
     std::vector<Slot> old = std::move(slots_);
     reserve(old.size());

@@ -1,7 +1,7 @@
 #include "tokenizer/sentencepiece_bpe.h"
 
-#include <cstdio>
 #include <algorithm>
+#include <cstdio>
 
 #include "tokenizer/utf8.h"
 

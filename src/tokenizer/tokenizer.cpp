@@ -21,7 +21,6 @@ struct Tokenizer::State {
   std::string model_name, pre;
   std::optional<ByteLevelBpe> bpe;
   std::optional<SentencePieceBpe> spm;
-  std::vector<std::string> pieces;  // decoded bytes per token (normal rendering)
   int32_t bos = -1, eos = -1, unk = -1;
   bool add_bos = false, add_eos = false;
   std::vector<int32_t> eog;
@@ -119,19 +118,6 @@ Tokenizer Tokenizer::from_gguf(const gguf::File& file) {
     if (id >= 0 && vocab.type(id) == TokenType::kControl) add_eog(id);
   }
 
-  s.pieces.resize(vocab.size());
-  for (size_t i = 0; i < vocab.size(); ++i) {
-    auto id = static_cast<int32_t>(i);
-    TokenType t = vocab.type(id);
-    if (renders_empty(t)) continue;
-    if (t == TokenType::kUserDefined) {
-      s.pieces[i] = vocab.text(id);
-    } else if (s.kind == Kind::kByteLevelBpe) {
-      s.pieces[i] = ByteLevelBpe::token_bytes(vocab.text(id));
-    } else {
-      s.pieces[i] = SentencePieceBpe::token_bytes(vocab, id);
-    }
-  }
   return Tokenizer(std::move(state));
 }
 
@@ -167,11 +153,16 @@ void Tokenizer::check_id(int32_t id) const {
   }
 }
 
+// Decoded on demand (tens of nanoseconds a token) rather than tabled at load:
+// a table would cost a 128k vocabulary several milliseconds and megabytes.
 std::string Tokenizer::token_bytes(int32_t id, bool render_special) const {
   check_id(id);
   const State& s = *state_;
-  if (render_special && renders_empty(s.vocab.type(id))) return s.vocab.text(id);
-  return s.pieces[id];
+  TokenType t = s.vocab.type(id);
+  if (renders_empty(t)) return render_special ? s.vocab.text(id) : std::string();
+  if (t == TokenType::kUserDefined) return s.vocab.text(id);
+  if (s.kind == Kind::kByteLevelBpe) return ByteLevelBpe::token_bytes(s.vocab.text(id));
+  return SentencePieceBpe::token_bytes(s.vocab, id);
 }
 
 std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool render_special) const {
@@ -179,9 +170,7 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool render_speci
   std::string out;
   bool strip_prefix = s.spm && s.spm->add_space_prefix();
   for (int32_t id : ids) {
-    check_id(id);
-    const std::string& piece =
-        (render_special && renders_empty(s.vocab.type(id))) ? s.vocab.text(id) : s.pieces[id];
+    std::string piece = token_bytes(id, render_special);
     if (piece.empty()) continue;
     if (strip_prefix && piece[0] == ' ') {
       out.append(piece, 1);

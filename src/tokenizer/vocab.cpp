@@ -70,12 +70,10 @@ void Vocab::index() {
     // llama.cpp renames empty tokens the same way, so ids and texts agree with it.
     if (tokens_[i].empty()) tokens_[i] = "[EMPTY_" + std::to_string(i) + "]";
   }
-  ids_.build(tokens_);
+  if (int64_t dup = ids_.build(tokens_); dup >= 0) {
+    fail("token ", dup, " '", tokens_[dup], "' duplicates token ", ids_.find(tokens_[dup]));
+  }
   for (size_t i = 0; i < tokens_.size(); ++i) {
-    int32_t first = ids_.find(tokens_[i]);
-    if (first != static_cast<int32_t>(i)) {
-      fail("token ", i, " '", tokens_[i], "' duplicates token ", first);
-    }
     TokenType ty = types_[i];
     if (ty == TokenType::kControl || ty == TokenType::kUserDefined || ty == TokenType::kUnknown) {
       special_ids_.push_back(static_cast<int32_t>(i));

@@ -49,6 +49,7 @@ class Vocab {
   float score(int32_t id) const { return scores_[id]; }
   // -1 when `text` is not a token.
   int32_t find(std::string_view text) const { return ids_.find(text); }
+  const TokenIndex& index() const { return ids_; }
 
   // Control, user-defined and unknown tokens: the ones matched in raw text
   // before pre-tokenization (llama.cpp's special-token cache).

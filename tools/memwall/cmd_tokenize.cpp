@@ -37,6 +37,8 @@ struct TokenizeOptions {
   bool no_parse_special = false;
   bool show = false;
   bool stats = false;
+  // Set from the parsed options: an empty TEXT ("") is still an input.
+  const CLI::Option* text_given = nullptr;
 };
 
 std::string read_all(const std::string& path) {
@@ -100,7 +102,7 @@ std::string escape_piece(std::string_view bytes) {
 }
 
 int run_tokenize(const TokenizeOptions& opt) {
-  int sources = !opt.text.empty() + !opt.file.empty() + !opt.jsonl.empty();
+  int sources = (opt.text_given->count() > 0) + !opt.file.empty() + !opt.jsonl.empty();
   if (sources != 1) fail("give exactly one input: TEXT, --file F or --jsonl F");
   gguf::File file = gguf::File::open(resolve_model_path(opt.model));
   const Tokenizer tok = Tokenizer::from_gguf(file);
@@ -161,7 +163,7 @@ const CommandRegistration kTokenize{
     "tokenize", "Print the token ids of a text under a model's own tokenizer", 30,
     [](CLI::App& sub) -> CommandAction {
       auto opt = std::make_shared<TokenizeOptions>();
-      sub.add_option("text", opt->text, "Text to tokenize");
+      opt->text_given = sub.add_option("text", opt->text, "Text to tokenize");
       sub.add_option("-m,--model", opt->model, "GGUF file (default: the default model)");
       sub.add_option("--file", opt->file, "Tokenize the contents of this file ('-' = stdin)");
       sub.add_option("--jsonl", opt->jsonl,
