@@ -46,7 +46,6 @@ class Pcre2Regex {
 
   std::string pattern_;
   void* code_ = nullptr;  // pcre2_code_8*, kept opaque so pcre2.h stays out of headers
-  bool jit_ = false;
 };
 
 template <typename OnMatch>

@@ -61,11 +61,11 @@ Vocab Vocab::from_tokens(std::vector<std::string> tokens, std::vector<TokenType>
   v.tokens_ = std::move(tokens);
   v.types_ = std::move(types);
   v.scores_ = std::move(scores);
-  v.index();
+  v.build_index();
   return v;
 }
 
-void Vocab::index() {
+void Vocab::build_index() {
   for (size_t i = 0; i < tokens_.size(); ++i) {
     // llama.cpp renames empty tokens the same way, so ids and texts agree with it.
     if (tokens_[i].empty()) tokens_[i] = "[EMPTY_" + std::to_string(i) + "]";

@@ -57,12 +57,12 @@ class Vocab {
 
  private:
   Vocab() = default;
-  void index();
+  void build_index();
 
   std::vector<std::string> tokens_;
   std::vector<TokenType> types_;
   std::vector<float> scores_;
-  TokenIndex ids_;  // over tokens_, which is never resized after index()
+  TokenIndex ids_;  // over tokens_, which is never resized after build_index()
   std::vector<int32_t> special_ids_;
 };
 
