@@ -18,6 +18,37 @@ constexpr uint64_t kMaxAlignment = 1 << 20;
 // Total elements across all string arrays and nested arrays: their in-memory
 // form is several times larger than their bytes in the file.
 constexpr uint64_t kMaxBoxedElements = 16u << 20;
+// A nested array costs ~12x its file bytes in memory (an empty one is 12 bytes
+// on disk, a 144-byte Value in memory), so it gets a much lower cap.
+constexpr uint64_t kMaxNestedArrays = 1u << 16;
+// Real files hold tens of keys and at most tens of thousands of tensors; the
+// caps keep a huge hostile file from costing ~15x its size in memory.
+constexpr uint64_t kMaxMetadataKeys = 1u << 16;
+constexpr uint64_t kMaxTensors = 1u << 20;
+
+// Keys and tensor names come from the file: escape control bytes and cut long
+// ones so that an error message stays one short line.
+std::string printable(std::string_view s) {
+  constexpr size_t kMaxShown = 64;
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (size_t k = 0; k < s.size() && k < kMaxShown; ++k) {
+    unsigned char c = static_cast<unsigned char>(s[k]);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c < 0x20 || c == 0x7f) {
+      out += {'\\', 'x', kHex[c >> 4], kHex[c & 15]};
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (s.size() > kMaxShown) out += "...";
+  return out;
+}
 
 }  // namespace
 
@@ -51,6 +82,12 @@ class Parser {
     if (n_tensors > remaining() / 32) {
       fail(name_, ": tensor count ", n_tensors, " is impossible for a file of ", size_, " bytes");
     }
+    if (n_kv > kMaxMetadataKeys) {
+      fail(name_, ": metadata count ", n_kv, " exceeds the limit of ", kMaxMetadataKeys);
+    }
+    if (n_tensors > kMaxTensors) {
+      fail(name_, ": tensor count ", n_tensors, " exceeds the limit of ", kMaxTensors);
+    }
 
     out.metadata_.reserve(n_kv);
     for (uint64_t k = 0; k < n_kv; ++k) {
@@ -58,11 +95,11 @@ class Parser {
       std::string key = read_string("metadata key", kMaxKeyBytes);
       uint32_t type_id = read_u32("metadata value type");
       if (!is_valid_value_type(type_id)) {
-        fail(name_, ": metadata key '", key, "' has invalid value type id ", type_id);
+        fail(name_, ": metadata key '", printable(key), "' has invalid value type id ", type_id);
       }
       Value value = read_value(static_cast<ValueType>(type_id), key, 0);
       if (out.metadata_index_.count(key)) {
-        fail(name_, ": duplicate metadata key '", key, "' at offset ", at);
+        fail(name_, ": duplicate metadata key '", printable(key), "' at offset ", at);
       }
       out.metadata_index_.emplace(key, out.metadata_.size());
       out.metadata_.emplace_back(std::move(key), std::move(value));
@@ -83,7 +120,7 @@ class Parser {
     for (uint64_t t = 0; t < n_tensors; ++t) {
       TensorInfo info = read_tensor_info();
       if (out.tensor_index_.count(info.name)) {
-        fail(name_, ": duplicate tensor name '", info.name, "'");
+        fail(name_, ": duplicate tensor name '", printable(info.name), "'");
       }
       out.tensor_index_.emplace(info.name, out.tensors_.size());
       out.tensors_.push_back(std::move(info));
@@ -98,13 +135,13 @@ class Parser {
     uint64_t data_size = data_offset <= size_ ? size_ - data_offset : 0;
     for (TensorInfo& info : out.tensors_) {
       if (info.offset % out.alignment_ != 0) {
-        fail(name_, ": tensor '", info.name, "' offset ", info.offset, " is not aligned to ",
-             out.alignment_);
+        fail(name_, ": tensor '", printable(info.name), "' offset ", info.offset,
+             " is not aligned to ", out.alignment_);
       }
       if (info.offset > data_size || info.n_bytes > data_size - info.offset) {
-        fail(name_, ": tensor '", info.name, "' (", info.n_bytes, " bytes at data offset ",
-             info.offset, ") lies outside the file's ", data_size, " bytes of tensor data",
-             " (file truncated?)");
+        fail(name_, ": tensor '", printable(info.name), "' (", info.n_bytes,
+             " bytes at data offset ", info.offset, ") lies outside the file's ", data_size,
+             " bytes of tensor data", " (file truncated?)");
       }
       info.data = data_ + data_offset + info.offset;
     }
@@ -176,7 +213,7 @@ class Parser {
         }
         case ValueType::F64: std::memcpy(&f, data_ + pos_, 8); break;
         case ValueType::BOOL:
-          if (u > 1) fail(name_, ": metadata key '", key, "' has bool value ", u);
+          if (u > 1) fail(name_, ": metadata key '", printable(key), "' has bool value ", u);
           break;
         default: break;
       }
@@ -188,11 +225,12 @@ class Parser {
     }
 
     if (depth >= kMaxArrayDepth) {
-      fail(name_, ": metadata key '", key, "' nests arrays deeper than ", kMaxArrayDepth);
+      fail(name_, ": metadata key '", printable(key), "' nests arrays deeper than ",
+           kMaxArrayDepth);
     }
     uint32_t elem_id = read_u32("array element type");
     if (!is_valid_value_type(elem_id)) {
-      fail(name_, ": metadata key '", key, "' has array element type id ", elem_id);
+      fail(name_, ": metadata key '", printable(key), "' has array element type id ", elem_id);
     }
     ValueType elem = static_cast<ValueType>(elem_id);
     v.element_type = elem;
@@ -201,12 +239,18 @@ class Parser {
     if (elem == ValueType::STRING || elem == ValueType::ARRAY) {
       uint64_t min_each = elem == ValueType::STRING ? 8 : 12;
       if (count > remaining() / min_each) {
-        fail(name_, ": metadata key '", key, "' array length ", count, " at offset ", at,
+        fail(name_, ": metadata key '", printable(key), "' array length ", count, " at offset ", at,
              " exceeds the file");
       }
       boxed_ += count;
       if (boxed_ > kMaxBoxedElements) {
         fail(name_, ": metadata has more than ", kMaxBoxedElements, " string or array elements");
+      }
+      if (elem == ValueType::ARRAY) {
+        nested_ += count;
+        if (nested_ > kMaxNestedArrays) {
+          fail(name_, ": metadata has more than ", kMaxNestedArrays, " nested arrays");
+        }
       }
       if (elem == ValueType::STRING) {
         v.strings.reserve(count);
@@ -221,14 +265,16 @@ class Parser {
     }
     uint64_t each = scalar_size(elem);
     if (count > remaining() / each) {
-      fail(name_, ": metadata key '", key, "' array of ", count, " ", value_type_name(elem),
-           " at offset ", at, " exceeds the file");
+      fail(name_, ": metadata key '", printable(key), "' array of ", count, " ",
+           value_type_name(elem), " at offset ", at, " exceeds the file");
     }
     v.raw.assign(data_ + pos_, data_ + pos_ + count * each);
     pos_ += count * each;
     if (elem == ValueType::BOOL) {
       for (uint8_t b : v.raw) {
-        if (b > 1) fail(name_, ": metadata key '", key, "' has bool array value ", int(b));
+        if (b > 1) {
+          fail(name_, ": metadata key '", printable(key), "' has bool array value ", int(b));
+        }
       }
     }
     return v;
@@ -240,32 +286,35 @@ class Parser {
     if (info.name.empty()) fail(name_, ": a tensor has an empty name");
     info.n_dims = read_u32("tensor dimension count");
     if (info.n_dims == 0 || info.n_dims > kMaxDims) {
-      fail(name_, ": tensor '", info.name, "' has ", info.n_dims, " dimensions (1 to ", kMaxDims,
-           " allowed)");
+      fail(name_, ": tensor '", printable(info.name), "' has ", info.n_dims, " dimensions (1 to ",
+           kMaxDims, " allowed)");
     }
     uint64_t n = 1;
     for (uint32_t d = 0; d < info.n_dims; ++d) {
       uint64_t ne = read_u64("tensor dimension");
       if (ne == 0 || ne > static_cast<uint64_t>(INT64_MAX)) {
-        fail(name_, ": tensor '", info.name, "' dimension ", d, " is ", ne);
+        fail(name_, ": tensor '", printable(info.name), "' dimension ", d, " is ", ne);
       }
       if (__builtin_mul_overflow(n, ne, &n) || n > static_cast<uint64_t>(INT64_MAX)) {
-        fail(name_, ": tensor '", info.name, "' element count overflows");
+        fail(name_, ": tensor '", printable(info.name), "' element count overflows");
       }
       info.ne[d] = ne;
     }
     info.n_elements = n;
     uint32_t type_id = read_u32("tensor type");
     auto type = tensor_type_info(type_id);
-    if (!type) fail(name_, ": tensor '", info.name, "' has unknown type id ", type_id);
+    if (!type) fail(name_, ": tensor '", printable(info.name), "' has unknown type id ", type_id);
     info.type = type->type;
     if (info.ne[0] % type->block_elements != 0) {
-      fail(name_, ": tensor '", info.name, "' row length ", info.ne[0], " is not a multiple of ",
-           type->name, "'s block size ", type->block_elements);
+      fail(name_, ": tensor '", printable(info.name), "' row length ", info.ne[0],
+           " is not a multiple of ", type->name, "'s block size ", type->block_elements);
     }
-    // n / block_elements * block_bytes cannot overflow: n <= INT64_MAX, block_bytes <= 292
-    // and block_elements >= 1 with the ratio at most 8 bytes per element.
-    info.n_bytes = n / type->block_elements * type->block_bytes;
+    // Up to 8 bytes per element, so n <= INT64_MAX does not keep this in 64 bits; a
+    // wrapped size could pass the bounds check as a tiny or empty tensor.
+    if (__builtin_mul_overflow(n / type->block_elements, uint64_t{type->block_bytes},
+                               &info.n_bytes)) {
+      fail(name_, ": tensor '", printable(info.name), "' size in bytes overflows");
+    }
     info.offset = read_u64("tensor data offset");
     return info;
   }
@@ -275,6 +324,7 @@ class Parser {
   std::string name_;
   size_t pos_ = 0;
   uint64_t boxed_ = 0;
+  uint64_t nested_ = 0;
 };
 
 std::string TensorInfo::shape_string() const {

@@ -254,6 +254,9 @@ std::string Value::to_string(size_t max_items) const {
           out << arrays[k].to_string(max_items);
         } else if (is_float(element_type)) {
           out << float_at(k);
+        } else if (element_type == ValueType::U64) {
+          // int_at refuses values above INT64_MAX; rendering must not.
+          out << load<uint64_t>(raw.data() + k * 8);
         } else {
           out << int_at(k);
         }

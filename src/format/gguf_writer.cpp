@@ -36,13 +36,22 @@ void Writer::add_tensor(std::string name, TensorType type, std::vector<uint64_t>
     if (t.name == name) fail("tensor '", name, "' was added twice");
   }
   const TensorTypeInfo& info = tensor_type_info(type);
+  // The reader refuses zero dimensions and element counts past INT64_MAX: never write them.
   uint64_t n = 1;
-  for (uint64_t d : dims) n *= d;
+  for (uint64_t d : dims) {
+    if (d == 0) fail("tensor '", name, "' has a dimension of 0");
+    if (__builtin_mul_overflow(n, d, &n) || n > static_cast<uint64_t>(INT64_MAX)) {
+      fail("tensor '", name, "' element count overflows");
+    }
+  }
   if (dims[0] % info.block_elements != 0) {
     fail("tensor '", name, "' row length ", dims[0], " is not a multiple of ", info.name,
          "'s block size ", info.block_elements);
   }
-  uint64_t bytes = n / info.block_elements * info.block_bytes;
+  uint64_t bytes;
+  if (__builtin_mul_overflow(n / info.block_elements, uint64_t{info.block_bytes}, &bytes)) {
+    fail("tensor '", name, "' size in bytes overflows");
+  }
   if (bytes != data.size()) {
     fail("tensor '", name, "' needs ", bytes, " bytes of ", info.name, " data, got ", data.size());
   }
