@@ -114,6 +114,17 @@ int64_t Value::int_at(size_t index) const {
   return static_cast<int64_t>(uu);
 }
 
+uint64_t Value::uint_at(size_t index) const {
+  if (!(is_integer(element_type) || element_type == ValueType::BOOL) || is_signed(element_type)) {
+    fail("array of ", value_type_name(element_type), " read as unsigned integers");
+  }
+  uint64_t uu = 0;
+  int64_t ii = 0;
+  double ff = 0;
+  decode_scalar(element_type, raw.data() + index * scalar_size(element_type), uu, ii, ff);
+  return uu;
+}
+
 double Value::float_at(size_t index) const {
   if (!(is_integer(element_type) || is_float(element_type))) {
     fail("array of ", value_type_name(element_type), " read as numbers");

@@ -49,6 +49,7 @@ struct Value {
 
   size_t array_size() const;
   int64_t int_at(size_t index) const;   // integer or bool elements
+  uint64_t uint_at(size_t index) const;  // unsigned integer or bool elements
   double float_at(size_t index) const;  // any numeric element
   int64_t as_int() const;               // integer or bool scalar
   double as_float() const;              // any numeric scalar

@@ -65,8 +65,10 @@ namespace {
 struct VectorSink {
   std::vector<uint8_t>& out;
   void put(const void* p, size_t n) {
-    const auto* b = static_cast<const uint8_t*>(p);
-    out.insert(out.end(), b, b + n);
+    if (n == 0) return;
+    const size_t at = out.size();
+    out.resize(at + n);
+    std::memcpy(out.data() + at, p, n);
   }
   uint64_t tell() const { return out.size(); }
 };

@@ -30,8 +30,11 @@ class Bytes {
   }
 
   Bytes& raw(const void* p, size_t n) {
-    const auto* c = static_cast<const uint8_t*>(p);
-    b.insert(b.end(), c, c + n);
+    // resize + memcpy: GCC 12 warns falsely (-Wstringop-overflow) on vector::insert here.
+    if (n == 0) return *this;
+    const size_t at = b.size();
+    b.resize(at + n);
+    std::memcpy(b.data() + at, p, n);
     return *this;
   }
   Bytes& u8(uint8_t v) { return raw(&v, 1); }

@@ -49,8 +49,11 @@ nlohmann::json value_to_json(const gguf::Value& v, bool full_arrays) {
           out.push_back(value_to_json(v.arrays[k], full_arrays));
         } else if (gguf::is_float(v.element_type)) {
           out.push_back(v.float_at(k));
-        } else {
+        } else if (v.element_type == ValueType::I8 || v.element_type == ValueType::I16 ||
+                   v.element_type == ValueType::I32 || v.element_type == ValueType::I64) {
           out.push_back(v.int_at(k));
+        } else {
+          out.push_back(v.uint_at(k));
         }
       }
       return out;
