@@ -47,7 +47,7 @@ def main():
     args = ap.parse_args()
 
     with open(TEXT, encoding="utf-8") as f:
-        text = f.read(200_000).replace("\r\n", "\n")
+        text = f.read(20_000).replace("\r\n", "\n")
     ids = run([args.binary, "tokenize", "-m", args.model, "--no-bos", text]).stdout.split()
     if len(ids) < args.prompt_tokens:
         sys.exit(f"error: only {len(ids)} tokens of text")
@@ -75,7 +75,7 @@ Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC at co
 
 Command (repeated {args.reps} times; median, with min and max):
 
-    {' '.join(cmd[:5])} --tokens <first {args.prompt_tokens} tokens of wiki.test.raw> -n {args.gen_tokens} --temp 0 --ignore-eos
+    memwall run -m {os.path.basename(args.model)} --tokens <first {args.prompt_tokens} tokens of wiki.test.raw> -n {args.gen_tokens} --temp 0 --ignore-eos
 
 | model | prompt tokens | generated | prefill tok/s | decode tok/s | peak RSS |
 | --- | --- | --- | --- | --- | --- |
