@@ -1,0 +1,32 @@
+// GEMM micro-kernels: one per (weight format, ISA), each computing a tile
+//   Y[t * ldy + r] = sum_c W[r, c] * X[t, c]    for r < R, t < T
+// where W's rows are `w_stride` bytes apart in the format's block layout and
+// X's rows are `x_stride` bytes apart: f32 values, or BlockQ8x blocks when the
+// kernel's activation kind is kQ8 (then the caller quantizes X once with
+// quantize_activations_q8 and shares it across every matrix that reads it).
+// n (= cols) is a multiple of the format's block size. Kernels never
+// allocate, never throw, and are called with disjoint Y ranges from many threads.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "format/tensor_type.h"
+#include "kernels/isa.h"
+
+namespace memwall::kernels {
+
+enum class ActivationKind { kF32, kQ8 };
+
+struct GemmKernel {
+  TensorType type;
+  Isa isa;  // the target this kernel was written for
+  ActivationKind activation;
+  void (*tile)(const uint8_t* w, size_t w_stride, int64_t R, const uint8_t* x, size_t x_stride,
+               int64_t T, int64_t n, float* y, int64_t ldy);
+};
+
+// The best kernel for `type` at or below `isa`; nullptr if the format has none.
+const GemmKernel* find_gemm_kernel(TensorType type, Isa isa);
+
+}  // namespace memwall::kernels
