@@ -1,0 +1,29 @@
+// The GEMM kernel registry: every (format, ISA) kernel, and the choice of the
+// best one a target may run.
+#include "kernels/gemm.h"
+
+#include <iterator>
+
+#include "kernels/simd_kernels.h"
+
+namespace memwall::kernels {
+namespace {
+
+// Any order: find_gemm_kernel picks the highest target at or below the request.
+const GemmKernel* const kRegistry[] = {
+    &kGemmF32Scalar,  &kGemmF16Scalar,  &kGemmBf16Scalar,
+    &kGemmQ8_0Scalar, &kGemmQ4_0Scalar, &kGemmQ4_1Scalar,
+};
+
+}  // namespace
+
+const GemmKernel* find_gemm_kernel(TensorType type, Isa isa) {
+  const GemmKernel* best = nullptr;
+  for (const GemmKernel* k : kRegistry) {
+    if (k->type != type || static_cast<int>(k->isa) > static_cast<int>(isa)) continue;
+    if (best == nullptr || static_cast<int>(k->isa) > static_cast<int>(best->isa)) best = k;
+  }
+  return best;
+}
+
+}  // namespace memwall::kernels

@@ -1,0 +1,22 @@
+// Internal: the per-ISA entry points behind activations.h and gemm.h. Each is
+// defined in a file compiled for its target (activations_avx2.cpp,
+// gemm_q4_0_avx512vnni.cpp, ...); only the dispatchers and tests name them, and
+// only after isa_supported() says the CPU can run them.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/activations.h"
+#include "kernels/gemm.h"
+
+namespace memwall::kernels {
+
+void quantize_activations_q8_scalar(const float* x, BlockQ8x* out, int64_t n);
+void quantize_activations_q8_avx2(const float* x, BlockQ8x* out, int64_t n);
+void quantize_activations_q8_avx512(const float* x, BlockQ8x* out, int64_t n);
+
+// Every kernel, one per (format, ISA). gemm.cpp lists them in its registry.
+extern const GemmKernel kGemmF32Scalar, kGemmF16Scalar, kGemmBf16Scalar;
+extern const GemmKernel kGemmQ8_0Scalar, kGemmQ4_0Scalar, kGemmQ4_1Scalar;
+
+}  // namespace memwall::kernels
