@@ -1,48 +1,132 @@
 #include "kernels/matmul.h"
 
 #include <algorithm>
-#include <vector>
+
+#include "kernels/gemm.h"
+#include "kernels/isa.h"
 
 namespace memwall::kernels {
 
-namespace {
-float dot_f32(const float* a, const float* b, int64_t n) {
-  float s = 0;
-  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
-  return s;
+void MatmulInput::set(const float* x, int64_t T, int64_t cols) {
+  x_ = x;
+  T_ = T;
+  cols_ = cols;
+  quantized_ = false;
 }
+
+const BlockQ8x* MatmulInput::q8(ThreadPool& pool) {
+  if (!quantized_) {
+    const int64_t blocks = cols_ / 32;
+    if (q8_.size() < size_t(T_ * blocks)) q8_.resize(size_t(T_ * blocks));
+    pool.parallel_for(
+        T_,
+        [&](int64_t b, int64_t e, int) {
+          for (int64_t t = b; t < e; ++t) {
+            quantize_activations_q8(x_ + t * cols_, q8_.data() + t * blocks, cols_);
+          }
+        },
+        8);
+    quantized_ = true;
+  }
+  return q8_.data();
+}
+
+namespace {
+
+// The exact path for quantized formats: decode a row to f32 once, then reuse
+// it for every token. (Float formats use their GEMM kernels, which are exact.)
+void exact_rows(const MatrixView& w, int64_t r0, int64_t r1, const float* x, int64_t T, float* y,
+                std::vector<float>& row) {
+  const int64_t n = w.cols;
+  row.resize(size_t(n));
+  for (int64_t r = r0; r < r1; ++r) {
+    if (T == 1) {
+      y[r] = w.codec->dot(w.row(r), x, n);
+      continue;
+    }
+    w.codec->dequantize_row(w.row(r), row.data(), n);
+    for (int64_t t = 0; t < T; ++t) {
+      const float* xt = x + t * n;
+      float s = 0;
+      for (int64_t c = 0; c < n; ++c) s += row[size_t(c)] * xt[c];
+      y[t * w.rows + r] = s;
+    }
+  }
+}
+
+bool is_float_format(TensorType t) {
+  return t == TensorType::F32 || t == TensorType::F16 || t == TensorType::BF16;
+}
+
+// Rows per work item: small for decode so both cores get equal shares of a
+// memory-bound pass, larger for prefill so a tile of weights stays in cache
+// while every token block reuses it.
+constexpr int64_t kDecodeRows = 16;
+constexpr int64_t kPrefillRows = 64;
+constexpr int64_t kTokenBlock = 64;
+
 }  // namespace
 
-void matmul_rows(ThreadPool& pool, const MatrixView& w, int64_t row_begin, int64_t row_end,
-                 const float* x, int64_t T, float* y) {
-  const int64_t n_rows = row_end - row_begin;
-  if (T == 1) {
-    pool.parallel_for(
-        n_rows,
-        [&](int64_t begin, int64_t end, int) {
-          for (int64_t r = begin; r < end; ++r)
-            y[r] = w.codec->dot(w.row(row_begin + r), x, w.cols);
-        },
-        16);
-    return;
+void matmul_group(ThreadPool& pool, const std::vector<MatmulOutput>& group, MatmulInput& x,
+                  Precision precision) {
+  const int64_t T = x.tokens();
+  const Isa isa = active_isa();
+  struct Plan {
+    const GemmKernel* kernel;  // null: the exact codec path
+    const uint8_t* xbytes;
+    size_t x_stride;
+  };
+  std::vector<Plan> plans(group.size());
+  bool need_q8 = false;
+  for (size_t i = 0; i < group.size(); ++i) {
+    const MatrixView& w = *group[i].w;
+    const bool use_kernel = precision == Precision::kFast || is_float_format(w.type);
+    plans[i].kernel = use_kernel ? find_gemm_kernel(w.type, isa) : nullptr;
+    if (plans[i].kernel && plans[i].kernel->activation == ActivationKind::kQ8) need_q8 = true;
   }
-  // Prefill: decode each row once, then reuse it for every token.
-  pool.parallel_for(
-      n_rows,
-      [&](int64_t begin, int64_t end, int) {
-        std::vector<float> buf(size_t(w.cols));
-        for (int64_t r = begin; r < end; ++r) {
-          w.codec->dequantize_row(w.row(row_begin + r), buf.data(), w.cols);
-          for (int64_t t = 0; t < T; ++t) {
-            y[t * n_rows + r] = dot_f32(buf.data(), x + t * w.cols, w.cols);
-          }
-        }
-      },
-      4);
+  const BlockQ8x* q8 = need_q8 ? x.q8(pool) : nullptr;
+  for (Plan& p : plans) {
+    if (p.kernel && p.kernel->activation == ActivationKind::kQ8) {
+      p.xbytes = reinterpret_cast<const uint8_t*>(q8);
+      p.x_stride = size_t(x.cols() / 32) * sizeof(BlockQ8x);
+    } else {
+      p.xbytes = reinterpret_cast<const uint8_t*>(x.f32());
+      p.x_stride = size_t(x.cols()) * sizeof(float);
+    }
+  }
+
+  // Work items: (matrix, first row) chunks over the union of the group's rows.
+  const int64_t chunk_rows = T == 1 ? kDecodeRows : kPrefillRows;
+  std::vector<std::pair<int, int64_t>> items;
+  for (size_t i = 0; i < group.size(); ++i) {
+    for (int64_t r = 0; r < group[i].w->rows; r += chunk_rows) items.emplace_back(int(i), r);
+  }
+  pool.parallel_for(int64_t(items.size()), [&](int64_t b, int64_t e, int) {
+    std::vector<float> row;
+    for (int64_t k = b; k < e; ++k) {
+      const auto [i, r0] = items[size_t(k)];
+      const MatrixView& w = *group[size_t(i)].w;
+      float* y = group[size_t(i)].y;
+      const int64_t r1 = std::min(w.rows, r0 + chunk_rows);
+      const Plan& p = plans[size_t(i)];
+      if (!p.kernel) {
+        exact_rows(w, r0, r1, x.f32(), T, y, row);
+        continue;
+      }
+      for (int64_t t0 = 0; t0 < T; t0 += kTokenBlock) {
+        const int64_t tn = std::min(kTokenBlock, T - t0);
+        p.kernel->tile(w.row(r0), w.row_bytes, r1 - r0, p.xbytes + size_t(t0) * p.x_stride,
+                       p.x_stride, tn, w.cols, y + t0 * w.rows + r0, w.rows);
+      }
+    }
+  });
 }
 
-void matmul(ThreadPool& pool, const MatrixView& w, const float* x, int64_t T, float* y) {
-  matmul_rows(pool, w, 0, w.rows, x, T, y);
+void matmul(ThreadPool& pool, const MatrixView& w, const float* x, int64_t T, float* y,
+            Precision precision) {
+  MatmulInput input;
+  input.set(x, T, w.cols);
+  matmul_group(pool, {{&w, y}}, input, precision);
 }
 
 }  // namespace memwall::kernels

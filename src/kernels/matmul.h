@@ -1,20 +1,55 @@
-// Matrix products of a quantized weight matrix W [rows x cols] with f32
-// activations: Y[t, r] = sum_c W[r, c] * X[t, c], for t < T (tokens).
+// Matrix products of weight matrices W [rows x cols] (any WeightFormat) with
+// activations X [T x cols]: Y[t, r] = sum_c W[r, c] * X[t, c].
+//
+// Matrices that read the same input (Q, K and V; FFN gate and up) run as one
+// group: the input is quantized once and every thread takes a share of the
+// group's rows in a single dispatch, so a decode step pays few barriers.
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "base/thread_pool.h"
+#include "kernels/activations.h"
 #include "kernels/matrix_view.h"
 
 namespace memwall::kernels {
 
-// X is [T x w.cols], Y is [T x w.rows], both row-major and contiguous.
-// Validated by the caller (shapes come from the model spec); never throws.
-void matmul(ThreadPool& pool, const MatrixView& w, const float* x, int64_t T, float* y);
+enum class Precision {
+  kExact,  // f32 activations everywhere: matches an f32 reference to rounding
+  kFast,   // quantized weights meet 8-bit activations in integer dot products
+};
 
-// Only rows [row_begin, row_end) of W; Y is [T x (row_end - row_begin)].
-void matmul_rows(ThreadPool& pool, const MatrixView& w, int64_t row_begin, int64_t row_end,
-                 const float* x, int64_t T, float* y);
+// The activations a group of matrices reads: f32 rows, and their 8-bit blocks
+// once a fast kernel asks for them (made at most once per set()).
+class MatmulInput {
+ public:
+  // x: [T x cols], row-major and contiguous; must stay valid while in use.
+  void set(const float* x, int64_t T, int64_t cols);
+  const float* f32() const { return x_; }
+  const BlockQ8x* q8(ThreadPool& pool);  // cols must be a multiple of 32
+  int64_t tokens() const { return T_; }
+  int64_t cols() const { return cols_; }
+
+ private:
+  const float* x_ = nullptr;
+  int64_t T_ = 0, cols_ = 0;
+  bool quantized_ = false;
+  std::vector<BlockQ8x> q8_;
+};
+
+struct MatmulOutput {
+  const MatrixView* w;
+  float* y;  // [T x w->rows]
+};
+
+// Runs every product of the group in one parallel dispatch. All matrices must
+// have x.cols() columns (checked by the model when it binds weights).
+void matmul_group(ThreadPool& pool, const std::vector<MatmulOutput>& group, MatmulInput& x,
+                  Precision precision);
+
+// One product; X is [T x w.cols], Y is [T x w.rows].
+void matmul(ThreadPool& pool, const MatrixView& w, const float* x, int64_t T, float* y,
+            Precision precision = Precision::kExact);
 
 }  // namespace memwall::kernels

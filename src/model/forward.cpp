@@ -9,10 +9,10 @@
 
 namespace memwall {
 
-using kernels::matmul;
+using kernels::MatmulOutput;
 
-Forward::Forward(const Model& model, ThreadPool& pool)
-    : spec_(model.spec), w_(model.weights), pool_(pool) {
+Forward::Forward(const Model& model, ThreadPool& pool, kernels::Precision precision)
+    : spec_(model.spec), w_(model.weights), pool_(pool), precision_(precision) {
   scores_.resize(size_t(pool.size()));
 }
 
@@ -47,9 +47,12 @@ void Forward::run(const int32_t* tokens, int64_t T, int64_t pos, KvCache& kv, fl
     for (int64_t t = 0; t < T; ++t) {
       kernels::rms_norm(x + t * C, L.attn_norm.data(), s.rms_eps, C, xn_.data() + t * C);
     }
-    matmul(pool_, L.wq, xn_.data(), T, q_.data());  // (T, H*D)
-    matmul(pool_, L.wk, xn_.data(), T, k_.data());  // (T, Hkv*D)
-    matmul(pool_, L.wv, xn_.data(), T, v_.data());  // (T, Hkv*D)
+    input_.set(xn_.data(), T, C);
+    kernels::matmul_group(pool_,
+                          {{&L.wq, q_.data()},   // (T, H*D)
+                           {&L.wk, k_.data()},   // (T, Hkv*D)
+                           {&L.wv, v_.data()}},  // (T, Hkv*D)
+                          input_, precision_);
     for (int64_t t = 0; t < T; ++t) {
       kernels::rope(q_.data() + t * Q, s.n_head, s.head_dim, s.n_rot, pos + t, s.rope_base,
                     s.rope_scale, freq, s.rope_style);
@@ -58,18 +61,21 @@ void Forward::run(const int32_t* tokens, int64_t T, int64_t pos, KvCache& kv, fl
       std::memcpy(kv.k(l, pos + t), k_.data() + t * KV, size_t(KV) * sizeof(float));
       std::memcpy(kv.v(l, pos + t), v_.data() + t * KV, size_t(KV) * sizeof(float));
     }
-    attention(l, T, pos, kv);                           // att_ (T, H*D)
-    matmul(pool_, L.wo, att_.data(), T, proj_.data());  // (T, C)
+    attention(l, T, pos, kv);  // att_ (T, H*D)
+    input_.set(att_.data(), T, Q);
+    kernels::matmul_group(pool_, {{&L.wo, proj_.data()}}, input_, precision_);  // (T, C)
     for (int64_t i = 0; i < T * C; ++i) x[i] += proj_[size_t(i)];
 
     // FFN block.
     for (int64_t t = 0; t < T; ++t) {
       kernels::rms_norm(x + t * C, L.ffn_norm.data(), s.rms_eps, C, xn_.data() + t * C);
     }
-    matmul(pool_, L.w_gate, xn_.data(), T, gate_.data());  // (T, F)
-    matmul(pool_, L.w_up, xn_.data(), T, up_.data());      // (T, F)
+    input_.set(xn_.data(), T, C);
+    kernels::matmul_group(pool_, {{&L.w_gate, gate_.data()}, {&L.w_up, up_.data()}}, input_,
+                          precision_);  // (T, F) each
     kernels::swiglu(gate_.data(), up_.data(), T * F);
-    matmul(pool_, L.w_down, gate_.data(), T, proj_.data());  // (T, C)
+    input_.set(gate_.data(), T, F);
+    kernels::matmul_group(pool_, {{&L.w_down, proj_.data()}}, input_, precision_);  // (T, C)
     for (int64_t i = 0; i < T * C; ++i) x[i] += proj_[size_t(i)];
   }
 
@@ -79,7 +85,8 @@ void Forward::run(const int32_t* tokens, int64_t T, int64_t pos, KvCache& kv, fl
   for (int64_t t = first; t < T; ++t) {
     kernels::rms_norm(x + t * C, w_.output_norm.data(), s.rms_eps, C, xn_.data() + (t - first) * C);
   }
-  matmul(pool_, w_.output, xn_.data(), n_out, logits);  // (n_out, V)
+  input_.set(xn_.data(), n_out, C);
+  kernels::matmul_group(pool_, {{&w_.output, logits}}, input_, precision_);  // (n_out, V)
 }
 
 void Forward::attention(int64_t layer, int64_t T, int64_t pos, KvCache& kv) {

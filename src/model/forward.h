@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/thread_pool.h"
+#include "kernels/matmul.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
 
@@ -16,7 +17,8 @@ namespace memwall {
 
 class Forward {
  public:
-  Forward(const Model& model, ThreadPool& pool);
+  Forward(const Model& model, ThreadPool& pool,
+          kernels::Precision precision = kernels::Precision::kFast);
 
   // Runs tokens[0..T) at positions [pos, pos+T), writing their K/V into kv.
   // logits: [T x V] when all_logits, else [V] for the last token only.
@@ -30,6 +32,8 @@ class Forward {
   const ModelSpec& spec_;
   const ModelWeights& w_;
   ThreadPool& pool_;
+  kernels::Precision precision_;
+  kernels::MatmulInput input_;  // shared by the matrices that read one activation
   // Activations, sized for the largest T seen so far.
   std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, proj_;
   std::vector<std::vector<float>> scores_;  // per thread: [n_ctx]

@@ -6,10 +6,11 @@
 
 namespace memwall {
 
-Session::Session(const Model& model, ThreadPool& pool, int64_t max_ctx, int64_t batch)
+Session::Session(const Model& model, ThreadPool& pool, int64_t max_ctx, int64_t batch,
+                 kernels::Precision precision)
     : model_(model),
       kv_(model.spec, max_ctx),
-      forward_(model, pool),
+      forward_(model, pool, precision),
       batch_(std::max<int64_t>(1, batch)) {
   logits_.resize(size_t(model.spec.n_vocab));
 }

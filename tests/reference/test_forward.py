@@ -92,7 +92,7 @@ def memwall_logits(binary: Path, model: Path, ids: list[int], out: Path, n_vocab
 
 def memwall_greedy(binary: Path, model: Path, ids: list[int], n: int) -> list[int]:
     out = run_memwall(binary, "run", "-m", model, "--tokens", " ".join(map(str, ids)),
-                      "-n", n, "--temp", "0", "--output-ids", "--ignore-eos")
+                      "-n", n, "--temp", "0", "--output-ids", "--ignore-eos", "--precision", "exact")
     lines = [ln for ln in out.splitlines() if ln.strip()]
     assert len(lines) == 1, f"want one line of ids on stdout, got:\n{out}"
     got = [int(t) for t in lines[0].split()]

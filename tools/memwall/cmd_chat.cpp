@@ -32,6 +32,7 @@ struct ChatOptions {
 int run_chat(ChatOptions& opt) {
   const SamplerConfig sampling = sampler_config(opt.gen);
   Sampler sampler(sampling);  // validates the sampling flags before any work
+  parse_precision(opt.gen.precision);
   Model model = Model::load(resolve_model_path(opt.gen.model));
   Tokenizer tokenizer = Tokenizer::from_gguf(model.file);
   ChatTemplate chat_template = ChatTemplate::from_gguf(model.file, tokenizer);
@@ -40,7 +41,7 @@ int run_chat(ChatOptions& opt) {
 
   const int64_t ctx = opt.gen.ctx > 0 ? opt.gen.ctx : model.spec.n_ctx_train;
   ThreadPool pool(resolved_threads(opt.gen));
-  Session session(model, pool, ctx, opt.gen.batch);
+  Session session(model, pool, ctx, opt.gen.batch, parse_precision(opt.gen.precision));
   print_seed(opt.gen, sampling);
   const bool interactive = opt.once.empty();
   const bool tty = isatty(fileno(stdin));

@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "common.h"
 #include "format/npy_writer.h"
+#include "generation_flags.h"
 #include "model/forward.h"
 
 namespace memwall::tools {
@@ -18,6 +19,7 @@ struct LogitsOptions {
   std::string tokens;
   std::string out;
   int threads = 0;
+  std::string precision = "exact";
 };
 
 int run_logits(const LogitsOptions& opt) {
@@ -26,7 +28,7 @@ int run_logits(const LogitsOptions& opt) {
   Model model = Model::load(resolve_model_path(opt.model));
   ThreadPool pool(opt.threads > 0 ? opt.threads : ThreadPool::default_threads());
   KvCache kv(model.spec, int64_t(ids.size()));
-  Forward forward(model, pool);
+  Forward forward(model, pool, parse_precision(opt.precision));
   const int64_t T = int64_t(ids.size()), V = model.spec.n_vocab;
   std::vector<float> logits(size_t(T * V));
   forward.run(ids.data(), T, 0, kv, logits.data(), true);
@@ -43,6 +45,8 @@ const CommandRegistration kLogits{
           ->required();
       sub.add_option("-o,--output", opt->out, "Output .npy path ([T, V] float32)")->required();
       sub.add_option("-t,--threads", opt->threads, "Threads (default: physical cores)");
+      sub.add_option("--precision", opt->precision, "exact (f32 activations) or fast")
+          ->capture_default_str();
       return [opt] { return run_logits(*opt); };
     }};
 

@@ -41,6 +41,7 @@ int run_run(const RunOptions& opt) {
   if (opt.gen.n_predict < 0) fail("-n must be >= 0");
   const SamplerConfig sampling = sampler_config(opt.gen);
   Sampler sampler(sampling);  // validates the sampling flags before any work
+  parse_precision(opt.gen.precision);
   Model model = Model::load(resolve_model_path(opt.gen.model));
   Tokenizer tokenizer = Tokenizer::from_gguf(model.file);
 
@@ -65,7 +66,7 @@ int run_run(const RunOptions& opt) {
          " (raise --ctx, up to the model's ", model.spec.n_ctx_train, ")");
   }
   ThreadPool pool(resolved_threads(opt.gen));
-  Session session(model, pool, ctx, opt.gen.batch);
+  Session session(model, pool, ctx, opt.gen.batch, parse_precision(opt.gen.precision));
   GenerateOptions go;
   go.n_predict = std::min(opt.gen.n_predict, ctx - int64_t(prompt.size()));
   go.ignore_eos = opt.gen.ignore_eos;

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <random>
 
+#include "base/error.h"
 #include "base/process_stats.h"
 #include "base/thread_pool.h"
 
@@ -36,6 +37,9 @@ void add_generation_flags(CLI::App& sub, GenerationFlags& f) {
                  "Random seed (default: random; same seed, same output)")
       ->each([&f](const std::string&) { f.seed_given = true; });
   sub.add_flag("--ignore-eos", f.ignore_eos, "Do not stop at end-of-generation tokens");
+  sub.add_option("--precision", f.precision,
+                 "fast: 8-bit activations meet quantized weights; exact: f32 activations")
+      ->capture_default_str();
 }
 
 SamplerConfig sampler_config(const GenerationFlags& f) {
@@ -50,6 +54,12 @@ void print_seed(const GenerationFlags& f, const SamplerConfig& c) {
   if (!f.seed_given && c.temperature > 0) {
     std::fprintf(stderr, "seed: %llu\n", (unsigned long long)c.seed);
   }
+}
+
+kernels::Precision parse_precision(const std::string& name) {
+  if (name == "fast") return kernels::Precision::kFast;
+  if (name == "exact") return kernels::Precision::kExact;
+  fail("--precision must be fast or exact, not '", name, "'");
 }
 
 int resolved_threads(const GenerationFlags& f) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "kernels/matmul.h"
 #include "runtime/generate.h"
 #include "runtime/sampler.h"
 
@@ -20,6 +21,7 @@ struct GenerationFlags {
   bool ignore_eos = false;
   SamplerConfig sampling;
   bool seed_given = false;
+  std::string precision = "fast";
 };
 
 void add_generation_flags(CLI::App& sub, GenerationFlags& flags);
@@ -28,6 +30,8 @@ SamplerConfig sampler_config(const GenerationFlags& flags);
 // Reports a random seed on stderr (so a run can be repeated); call once inputs are valid.
 void print_seed(const GenerationFlags& flags, const SamplerConfig& config);
 int resolved_threads(const GenerationFlags& flags);
+// "exact" or "fast" to kernels::Precision; throws Error on anything else.
+kernels::Precision parse_precision(const std::string& name);
 void print_stats(const GenerateStats& stats);
 
 }  // namespace memwall::tools
