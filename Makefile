@@ -47,7 +47,8 @@ test-asan: setup
 	MEMWALL_BIN=$(CURDIR)/build-asan/memwall build-asan/memwall_tests --gtest_brief=1
 
 bench: build model
-	$(PY) bench/baseline.py --binary $(BUILD)/memwall --model $(MODEL)
+	scripts/setup-bench
+	$(PY) bench/e2e_kernels.py --memwall $(BUILD)/memwall --micro $(BUILD)/memwall_micro
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')
