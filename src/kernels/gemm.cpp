@@ -11,8 +11,9 @@ namespace {
 
 // Any order: find_gemm_kernel picks the highest target at or below the request.
 const GemmKernel* const kRegistry[] = {
-    &kGemmF32Scalar,  &kGemmF16Scalar,  &kGemmBf16Scalar,
-    &kGemmQ8_0Scalar, &kGemmQ4_0Scalar, &kGemmQ4_1Scalar,
+    &kGemmF32Scalar,  &kGemmF16Scalar,      &kGemmBf16Scalar,     &kGemmQ8_0Scalar,
+    &kGemmQ4_0Scalar, &kGemmQ4_1Scalar,     &kGemmQ8_0Avx512,     &kGemmQ4_0Avx512,
+    &kGemmQ4_1Avx512, &kGemmQ8_0Avx512Vnni, &kGemmQ4_0Avx512Vnni, &kGemmQ4_1Avx512Vnni,
 };
 
 }  // namespace
