@@ -4,6 +4,7 @@
 
 #include "kernels/gemm.h"
 #include "kernels/isa.h"
+#include "kernels/vector_ops.h"
 
 namespace memwall::kernels {
 
@@ -36,7 +37,7 @@ namespace {
 // The exact path for quantized formats: decode a row to f32 once, then reuse
 // it for every token. (Float formats use their GEMM kernels, which are exact.)
 void exact_rows(const MatrixView& w, int64_t r0, int64_t r1, const float* x, int64_t T, float* y,
-                std::vector<float>& row) {
+                std::vector<float>& row, const VectorOps& ops) {
   const int64_t n = w.cols;
   row.resize(size_t(n));
   for (int64_t r = r0; r < r1; ++r) {
@@ -45,12 +46,7 @@ void exact_rows(const MatrixView& w, int64_t r0, int64_t r1, const float* x, int
       continue;
     }
     w.codec->dequantize_row(w.row(r), row.data(), n);
-    for (int64_t t = 0; t < T; ++t) {
-      const float* xt = x + t * n;
-      float s = 0;
-      for (int64_t c = 0; c < n; ++c) s += row[size_t(c)] * xt[c];
-      y[t * w.rows + r] = s;
-    }
+    for (int64_t t = 0; t < T; ++t) y[t * w.rows + r] = ops.dot(row.data(), x + t * n, n);
   }
 }
 
@@ -71,6 +67,7 @@ void matmul_group(ThreadPool& pool, const std::vector<MatmulOutput>& group, Matm
                   Precision precision) {
   const int64_t T = x.tokens();
   const Isa isa = active_isa();
+  const VectorOps& ops = vector_ops(isa);
   struct Plan {
     const GemmKernel* kernel;  // null: the exact codec path
     const uint8_t* xbytes;
@@ -110,7 +107,7 @@ void matmul_group(ThreadPool& pool, const std::vector<MatmulOutput>& group, Matm
       const int64_t r1 = std::min(w.rows, r0 + chunk_rows);
       const Plan& p = plans[size_t(i)];
       if (!p.kernel) {
-        exact_rows(w, r0, r1, x.f32(), T, y, row);
+        exact_rows(w, r0, r1, x.f32(), T, y, row, ops);
         continue;
       }
       for (int64_t t0 = 0; t0 < T; t0 += kTokenBlock) {

@@ -1,6 +1,7 @@
 #include "kernels/ops.h"
 
 #include <cmath>
+#include <vector>
 
 namespace memwall::kernels {
 
@@ -11,23 +12,38 @@ void rms_norm(const float* x, const float* w, float eps, int64_t n, float* y) {
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale * w[i];
 }
 
-void rope(float* x, int64_t n_heads, int64_t D, int64_t n_rot, int64_t pos, float base, float scale,
-          const float* freq_factors, RopeStyle style) {
-  const int64_t half = n_rot / 2;
-  for (int64_t i = 0; i < half; ++i) {
+void rope_angles(int64_t pos, int64_t n_rot, float base, float scale, const float* freq_factors,
+                 float* cs) {
+  for (int64_t i = 0; i < n_rot / 2; ++i) {
     double inv_freq = std::pow(double(base), -2.0 * double(i) / double(n_rot));
     if (freq_factors) inv_freq /= freq_factors[i];
-    double theta = double(pos) / double(scale) * inv_freq;
-    float c = float(std::cos(theta)), s = float(std::sin(theta));
-    for (int64_t h = 0; h < n_heads; ++h) {
-      float* v = x + h * D;
-      int64_t a = style == RopeStyle::kNormal ? 2 * i : i;
-      int64_t b = style == RopeStyle::kNormal ? 2 * i + 1 : i + half;
-      float x0 = v[a], x1 = v[b];
+    const double theta = double(pos) / double(scale) * inv_freq;
+    cs[2 * i] = float(std::cos(theta));
+    cs[2 * i + 1] = float(std::sin(theta));
+  }
+}
+
+void rope_apply(float* x, int64_t n_heads, int64_t D, int64_t n_rot, const float* cs,
+                RopeStyle style) {
+  const int64_t half = n_rot / 2;
+  for (int64_t h = 0; h < n_heads; ++h) {
+    float* v = x + h * D;
+    for (int64_t i = 0; i < half; ++i) {
+      const float c = cs[2 * i], s = cs[2 * i + 1];
+      const int64_t a = style == RopeStyle::kNormal ? 2 * i : i;
+      const int64_t b = style == RopeStyle::kNormal ? 2 * i + 1 : i + half;
+      const float x0 = v[a], x1 = v[b];
       v[a] = x0 * c - x1 * s;
       v[b] = x0 * s + x1 * c;
     }
   }
+}
+
+void rope(float* x, int64_t n_heads, int64_t D, int64_t n_rot, int64_t pos, float base, float scale,
+          const float* freq_factors, RopeStyle style) {
+  std::vector<float> cs(static_cast<size_t>(n_rot));
+  rope_angles(pos, n_rot, base, scale, freq_factors, cs.data());
+  rope_apply(x, n_heads, D, n_rot, cs.data(), style);
 }
 
 void softmax(float* x, int64_t n) {

@@ -16,6 +16,13 @@ enum class RopeStyle { kNormal, kNeox };
 void rope(float* x, int64_t n_heads, int64_t D, int64_t n_rot, int64_t pos, float base, float scale,
           const float* freq_factors, RopeStyle style);
 
+// The same in two steps, so a forward pass computes each position's angles
+// once for all heads of Q and K: cs gets n_rot/2 (cos, sin) pairs.
+void rope_angles(int64_t pos, int64_t n_rot, float base, float scale, const float* freq_factors,
+                 float* cs);
+void rope_apply(float* x, int64_t n_heads, int64_t D, int64_t n_rot, const float* cs,
+                RopeStyle style);
+
 // In place softmax over n values.
 void softmax(float* x, int64_t n);
 

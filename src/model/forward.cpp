@@ -4,8 +4,10 @@
 #include <cstring>
 
 #include "base/error.h"
+#include "kernels/isa.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
+#include "kernels/vector_ops.h"
 
 namespace memwall {
 
@@ -40,6 +42,11 @@ void Forward::run(const int32_t* tokens, int64_t T, int64_t pos, KvCache& kv, fl
     w_.token_embd.codec->dequantize_row(w_.token_embd.row(tokens[t]), x + t * C, C);
   }
   const float* freq = w_.rope_freqs.empty() ? nullptr : w_.rope_freqs.data();
+  grow(rope_cs_, T * s.n_rot);  // (T, n_rot/2) (cos, sin) pairs, shared by every layer
+  for (int64_t t = 0; t < T; ++t) {
+    kernels::rope_angles(pos + t, s.n_rot, s.rope_base, s.rope_scale, freq,
+                         rope_cs_.data() + t * s.n_rot);
+  }
 
   for (int64_t l = 0; l < s.n_layer; ++l) {
     const LayerWeights& L = w_.layers[size_t(l)];
@@ -54,10 +61,9 @@ void Forward::run(const int32_t* tokens, int64_t T, int64_t pos, KvCache& kv, fl
                            {&L.wv, v_.data()}},  // (T, Hkv*D)
                           input_, precision_);
     for (int64_t t = 0; t < T; ++t) {
-      kernels::rope(q_.data() + t * Q, s.n_head, s.head_dim, s.n_rot, pos + t, s.rope_base,
-                    s.rope_scale, freq, s.rope_style);
-      kernels::rope(k_.data() + t * KV, s.n_head_kv, s.head_dim, s.n_rot, pos + t, s.rope_base,
-                    s.rope_scale, freq, s.rope_style);
+      const float* cs = rope_cs_.data() + t * s.n_rot;
+      kernels::rope_apply(q_.data() + t * Q, s.n_head, s.head_dim, s.n_rot, cs, s.rope_style);
+      kernels::rope_apply(k_.data() + t * KV, s.n_head_kv, s.head_dim, s.n_rot, cs, s.rope_style);
       std::memcpy(kv.k(l, pos + t), k_.data() + t * KV, size_t(KV) * sizeof(float));
       std::memcpy(kv.v(l, pos + t), v_.data() + t * KV, size_t(KV) * sizeof(float));
     }
@@ -94,26 +100,19 @@ void Forward::attention(int64_t layer, int64_t T, int64_t pos, KvCache& kv) {
   const int64_t H = s.n_head, D = s.head_dim, Q = s.q_dim();
   const int64_t group = s.n_head / s.n_head_kv;  // query heads per KV head
   const float scale = 1.0f / std::sqrt(float(D));
+  const kernels::VectorOps& ops = kernels::vector_ops(kernels::active_isa());
   pool_.parallel_for(T * H, [&](int64_t begin, int64_t end, int thread) {
     float* scores = scores_[size_t(thread)].data();
     for (int64_t i = begin; i < end; ++i) {
       const int64_t t = i / H, h = i % H, kvh = h / group;
       const int64_t n_keys = pos + t + 1;  // causal: keys up to and including this position
       const float* q = q_.data() + t * Q + h * D;
-      for (int64_t j = 0; j < n_keys; ++j) {
-        const float* k = kv.k(layer, j) + kvh * D;
-        float dot = 0;
-        for (int64_t d = 0; d < D; ++d) dot += q[d] * k[d];
-        scores[j] = dot * scale;
-      }
+      for (int64_t j = 0; j < n_keys; ++j)
+        scores[j] = ops.dot(q, kv.k(layer, j) + kvh * D, D) * scale;
       kernels::softmax(scores, n_keys);
       float* out = att_.data() + t * Q + h * D;
       std::memset(out, 0, size_t(D) * sizeof(float));
-      for (int64_t j = 0; j < n_keys; ++j) {
-        const float* v = kv.v(layer, j) + kvh * D;
-        const float p = scores[j];
-        for (int64_t d = 0; d < D; ++d) out[d] += p * v[d];
-      }
+      for (int64_t j = 0; j < n_keys; ++j) ops.axpy(scores[j], kv.v(layer, j) + kvh * D, out, D);
     }
   });
 }

@@ -18,7 +18,7 @@ namespace memwall {
 class Forward {
  public:
   Forward(const Model& model, ThreadPool& pool,
-          kernels::Precision precision = kernels::Precision::kFast);
+          kernels::Precision precision = kernels::Precision::kExact);
 
   // Runs tokens[0..T) at positions [pos, pos+T), writing their K/V into kv.
   // logits: [T x V] when all_logits, else [V] for the last token only.
@@ -35,7 +35,7 @@ class Forward {
   kernels::Precision precision_;
   kernels::MatmulInput input_;  // shared by the matrices that read one activation
   // Activations, sized for the largest T seen so far.
-  std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, proj_;
+  std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, proj_, rope_cs_;
   std::vector<std::vector<float>> scores_;  // per thread: [n_ctx]
 };
 

@@ -16,7 +16,7 @@ namespace memwall {
 class Session {
  public:
   Session(const Model& model, ThreadPool& pool, int64_t max_ctx, int64_t batch = 256,
-          kernels::Precision precision = kernels::Precision::kFast);
+          kernels::Precision precision = kernels::Precision::kExact);
 
   // Appends tokens to the sequence; afterwards logits() is the next-token
   // distribution after the last one. Throws Error when the context is full.

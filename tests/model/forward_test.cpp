@@ -39,8 +39,11 @@ float max_abs(const std::vector<float>& v) {
   return m;
 }
 
-TEST(Forward, PrefillChunksAndTokenByTokenAgree) {
-  for (TensorType type : {TensorType::F32, TensorType::Q4_1}) {
+class ForwardPrecision : public ::testing::TestWithParam<kernels::Precision> {};
+
+TEST_P(ForwardPrecision, PrefillChunksAndTokenByTokenAgree) {
+  const kernels::Precision precision = GetParam();
+  for (TensorType type : {TensorType::F32, TensorType::Q4_1, TensorType::Q8_0}) {
     std::string path = make_model(type, small_shape(), std::string(tensor_type_name(type)));
     Model model = Model::load(path);
     ThreadPool pool(2);
@@ -50,12 +53,12 @@ TEST(Forward, PrefillChunksAndTokenByTokenAgree) {
     std::vector<float> all(size_t(T * V));
     {
       KvCache kv(model.spec, T);
-      Forward f(model, pool);
+      Forward f(model, pool, precision);
       f.run(tokens.data(), T, 0, kv, all.data(), true);
     }
     // Token by token: each step's logits equal row t of the full pass.
     KvCache kv(model.spec, T);
-    Forward f(model, pool);
+    Forward f(model, pool, precision);
     std::vector<float> step(static_cast<size_t>(V));
     const float tol = 1e-4f * max_abs(all);
     for (int64_t t = 0; t < T; ++t) {
@@ -64,7 +67,7 @@ TEST(Forward, PrefillChunksAndTokenByTokenAgree) {
         ASSERT_NEAR(step[size_t(v)], all[size_t(t * V + v)], tol) << t;
     }
     // Session in chunks of 4 ends with the last row.
-    Session session(model, pool, T, 4);
+    Session session(model, pool, T, 4, precision);
     session.feed(tokens);
     for (int64_t v = 0; v < V; ++v) {
       ASSERT_NEAR(session.logits()[v], all[size_t((T - 1) * V + v)], tol);
@@ -78,6 +81,12 @@ TEST(Forward, PrefillChunksAndTokenByTokenAgree) {
     std::filesystem::remove(path);
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Both, ForwardPrecision,
+                         ::testing::Values(kernels::Precision::kExact, kernels::Precision::kFast),
+                         [](const auto& info) {
+                           return info.param == kernels::Precision::kExact ? "Exact" : "Fast";
+                         });
 
 TEST(Forward, RefusesBadTokensAndFullContext) {
   std::string path = make_model(TensorType::F32, small_shape(), "bad");
