@@ -147,12 +147,17 @@ TEST_P(GemmKernelTest, EqualsScalarKernel) {
   int cases = 0;
   for (uint32_t seed = 1; seed <= 2; ++seed) {
     std::mt19937 rng(seed * 7919 + uint32_t(type));
-    for (int64_t n : {32, 64, 96, 256 + 32, 2048}) {
+    // Float formats have no blocks: odd n exercise the column tails.
+    const std::vector<int64_t> ns = is_quantized(type)
+                                        ? std::vector<int64_t>{32, 64, 96, 256 + 32, 2048}
+                                        : std::vector<int64_t>{1, 7, 17, 32, 33, 100, 288, 2048};
+    for (int64_t n : ns) {
       for (int64_t R : {1, 2, 3, 5, 8, 17}) {
         for (int64_t T : {1, 2, 3, 4, 5, 7, 16, 33}) {
           if (n == 2048 && R * T > 64 && (R + T) % 3 != 0) continue;  // keep the run short
           const size_t w_off = size_t(rng() % 4), w_pad = size_t(rng() % 2) * 6;
-          const size_t x_off = size_t(rng() % 4) * (q8 ? 1 : 4), x_pad = size_t(rng() % 2) * 8;
+          const size_t x_off = size_t(rng() % 4) * (q8 ? 1 : 4) + (q8 ? 0 : size_t(rng() % 2)),
+                       x_pad = size_t(rng() % 2) * 8;
           const Weights w = make_weights(type, R, n, rng, w_off, w_pad, seed % 2 == 0);
           const Activations x = make_activations(q8, T, n, rng, x_off, x_pad);
           const int64_t ldy = R + 3;

@@ -1,0 +1,10 @@
+// bf16 weights x f32 activations, AVX2 + FMA + F16C (scheme: simd_avx2_float.h).
+#include "kernels/simd_avx2_float.h"
+#include "kernels/simd_kernels.h"
+
+namespace memwall::kernels {
+
+const GemmKernel kGemmBf16Avx2{TensorType::BF16, Isa::kAvx2, ActivationKind::kF32,
+                               float_tile<LoadBf16>};
+
+}  // namespace memwall::kernels

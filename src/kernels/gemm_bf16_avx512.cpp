@@ -1,0 +1,10 @@
+// bf16 weights x f32 activations, AVX-512 (scheme: simd_avx512_float.h).
+#include "kernels/simd_avx512_float.h"
+#include "kernels/simd_kernels.h"
+
+namespace memwall::kernels {
+
+const GemmKernel kGemmBf16Avx512{TensorType::BF16, Isa::kAvx512, ActivationKind::kF32,
+                                 float_tile<LoadBf16>};
+
+}  // namespace memwall::kernels

@@ -1,0 +1,10 @@
+// f32 weights x f32 activations, AVX-512 (scheme: simd_avx512_float.h).
+#include "kernels/simd_avx512_float.h"
+#include "kernels/simd_kernels.h"
+
+namespace memwall::kernels {
+
+const GemmKernel kGemmF32Avx512{TensorType::F32, Isa::kAvx512, ActivationKind::kF32,
+                                float_tile<LoadF32>};
+
+}  // namespace memwall::kernels
