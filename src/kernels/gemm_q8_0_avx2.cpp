@@ -1,0 +1,9 @@
+// q8_0 weights x q8 activations, AVX2 (scheme: simd_avx2_q8.h).
+#include "kernels/simd_avx2_q8.h"
+#include "kernels/simd_kernels.h"
+
+namespace memwall::kernels {
+
+const GemmKernel kGemmQ8_0Avx2{TensorType::Q8_0, Isa::kAvx2, ActivationKind::kQ8, tile<Q8_0Format>};
+
+}  // namespace memwall::kernels
