@@ -1,12 +1,13 @@
 // quantize_activations_q8: the scalar reference and the dispatcher.
 //
 // Rounding is round-half-to-even (std::nearbyint in the default rounding mode),
-// because that is what the SIMD float->int conversions (cvtps2dq) do; with the
-// same d and the same 1/d, every target produces bit-identical blocks.
+// because that is what the SIMD float->int conversion (cvtps2dq) does; with
+// the same d and 1/d (simd_q8_scale.h) every target produces identical blocks.
 #include <cmath>
 
 #include "kernels/isa.h"
 #include "kernels/simd_kernels.h"
+#include "kernels/simd_q8_scale.h"
 
 namespace memwall::kernels {
 
@@ -15,8 +16,8 @@ void quantize_activations_q8_scalar(const float* x, BlockQ8x* out, int64_t n) {
     const float* xb = x + b * 32;
     float amax = 0;
     for (int i = 0; i < 32; ++i) amax = std::fmax(amax, std::fabs(xb[i]));
-    const float d = amax / 127.0f;
-    const float id = d != 0 ? 1.0f / d : 0.0f;  // all-zero block: d = 0, qs = 0
+    float d, id;
+    q8_block_scale(amax, d, id);
     int32_t sum = 0;
     for (int i = 0; i < 32; ++i) {
       const int q = static_cast<int>(std::nearbyint(xb[i] * id));
@@ -32,7 +33,9 @@ void quantize_activations_q8(const float* x, BlockQ8x* out, int64_t n) {
   switch (active_isa()) {
     case Isa::kAvx512:
     case Isa::kAvx512Vnni:
+      return quantize_activations_q8_avx512(x, out, n);
     case Isa::kAvx2:
+      return quantize_activations_q8_avx2(x, out, n);
     case Isa::kScalar:
       break;
   }

@@ -1,0 +1,27 @@
+// quantize_activations_q8 for the AVX-512 targets: one block of 32 = two zmm.
+// Bit-identical to the scalar version (see activations.cpp).
+#include "kernels/simd_kernels.h"
+#include "kernels/simd_q8_scale.h"
+#include "kernels/simd_x86.h"
+
+namespace memwall::kernels {
+
+void quantize_activations_q8_avx512(const float* x, BlockQ8x* out, int64_t n) {
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const __m512 v0 = _mm512_loadu_ps(x + b * 32);
+    const __m512 v1 = _mm512_loadu_ps(x + b * 32 + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+    float d, id;
+    q8_block_scale(amax, d, id);
+    const __m512 vid = _mm512_set1_ps(id);
+    const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, vid));
+    const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, vid));
+    // |q| <= 127, so the truncating narrow (vpmovdb) is exact.
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out[b].qs), _mm512_cvtepi32_epi8(q0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out[b].qs + 16), _mm512_cvtepi32_epi8(q1));
+    out[b].d = d;
+    out[b].sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+  }
+}
+
+}  // namespace memwall::kernels
