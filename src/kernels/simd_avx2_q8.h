@@ -134,9 +134,10 @@ inline float hsum8(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+// pf: where the next micro-tile's rows start, or null (see simd_avx512_q8.h).
 template <class F, int MR, int NT>
-void micro(const uint8_t* w, size_t ws, const uint8_t* x, size_t xs, int64_t nb, float* y,
-           int64_t ldy) {
+void micro(const uint8_t* w, size_t ws, const uint8_t* pf, const uint8_t* x, size_t xs, int64_t nb,
+           float* y, int64_t ldy) {
   __m256 acc[MR][NT];
 #pragma GCC unroll 4
   for (int r = 0; r < MR; ++r) {
@@ -171,6 +172,16 @@ void micro(const uint8_t* w, size_t ws, const uint8_t* x, size_t xs, int64_t nb,
       }
 #pragma GCC unroll 4
       for (int r = 0; r < MR; ++r) {
+        if (pf != nullptr && count == 8) {
+          // Short rows side by side defeat the hardware prefetcher; fetch the
+          // next micro-tile in address order, a pair's worth per pair.
+          const uint8_t* ahead = pf + (k0 * MR + (p / 2 * MR + r) * 2) * F::kBytes;
+#pragma GCC unroll 4
+          for (int b = 0; b < 2 * F::kBytes; b += 64) {
+            _mm_prefetch(reinterpret_cast<const char*>(ahead + b), _MM_HINT_T0);
+          }
+          _mm_prefetch(reinterpret_cast<const char*>(ahead + 2 * F::kBytes - 1), _MM_HINT_T0);
+        }
         const typename F::WPair wp = F::load_w(w + r * ws + k * F::kBytes, pc);
         const __m256 dwp = _mm256_permutevar8x32_ps(dw[r], sidx);
 #pragma GCC unroll 4
@@ -192,7 +203,8 @@ void micro(const uint8_t* w, size_t ws, const uint8_t* x, size_t xs, int64_t nb,
 template <class F>
 void tile(const uint8_t* w, size_t ws, int64_t R, const uint8_t* x, size_t xs, int64_t T, int64_t n,
           float* y, int64_t ldy) {
-  using Micro = void (*)(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, float*, int64_t);
+  using Micro = void (*)(const uint8_t*, size_t, const uint8_t*, const uint8_t*, size_t, int64_t,
+                         float*, int64_t);
   static constexpr Micro kMicro[4][2] = {
       {micro<F, 1, 1>, micro<F, 1, 2>},
       {micro<F, 2, 1>, micro<F, 2, 2>},
@@ -204,7 +216,8 @@ void tile(const uint8_t* w, size_t ws, int64_t R, const uint8_t* x, size_t xs, i
     const int mr = R - r < 4 ? int(R - r) : 4;
     for (int64_t t = 0; t < T; t += 2) {
       const int nt = T - t < 2 ? int(T - t) : 2;
-      kMicro[mr - 1][nt - 1](w + r * ws, ws, x + t * xs, xs, nb, y + t * ldy + r, ldy);
+      const uint8_t* pf = t == 0 ? w + (r + 4) * ws : nullptr;
+      kMicro[mr - 1][nt - 1](w + r * ws, ws, pf, x + t * xs, xs, nb, y + t * ldy + r, ldy);
     }
   }
 }
