@@ -61,26 +61,30 @@ Weights make_weights(TensorType type, int64_t R, int64_t n, std::mt19937& rng, s
   std::normal_distribution<float> dist(0.0f, 1.0f);
   std::vector<float> src(static_cast<size_t>(n));
   const TensorTypeInfo& info = tensor_type_info(type);
+  // The codecs want aligned blocks (as GGUF gives them): encode into an
+  // aligned row, then copy it to its possibly unaligned place.
+  std::vector<uint64_t> aligned(rb / 8 + 1);
+  auto* tmp = reinterpret_cast<uint8_t*>(aligned.data());
   for (int64_t r = 0; r < R; ++r) {
-    uint8_t* row = w.buf.data() + offset + size_t(r) * w.stride;
     for (auto& v : src) v = dist(rng);
-    codec.quantize_row(src.data(), row, n);
+    codec.quantize_row(src.data(), tmp, n);
     if (random_bits && is_quantized(type)) {
       // Every quant value, including q8_0's -128, with the codec's scales.
       const size_t head = type == TensorType::Q4_1 ? 4 : 2;
       for (int64_t b = 0; b < n / 32; ++b) {
-        uint8_t* block = row + size_t(b) * info.block_bytes;
+        uint8_t* block = tmp + size_t(b) * info.block_bytes;
         for (size_t i = head; i < info.block_bytes; ++i) block[i] = uint8_t(rng());
       }
     }
-    codec.dequantize_row(row, w.deq.data() + r * n, n);
+    codec.dequantize_row(tmp, w.deq.data() + r * n, n);
     if (type == TensorType::Q4_1) {
       for (int64_t b = 0; b < n / 32; ++b) {
         uint16_t m;
-        std::memcpy(&m, row + size_t(b) * 20 + 2, 2);
+        std::memcpy(&m, tmp + size_t(b) * 20 + 2, 2);
         w.mins.push_back(std::fabs(fp16_to_fp32(m)));
       }
     }
+    std::memcpy(w.buf.data() + offset + size_t(r) * w.stride, tmp, rb);
   }
   return w;
 }
