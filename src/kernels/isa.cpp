@@ -3,6 +3,10 @@
 // in an atomic so the hot path's active_isa() is a single relaxed load.
 #include "kernels/isa.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 #include <atomic>
 #include <cstdlib>
 #include <string>
@@ -14,19 +18,31 @@ namespace {
 
 constexpr Isa kAll[] = {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni};
 
+#if defined(__x86_64__) || defined(__i386__)
+// F16C and AVX512_BF16 straight from CPUID: clang 14's __builtin_cpu_supports
+// does not know their names (the fuzz and sanitizer builds use clang).
+bool cpuid_bit(unsigned leaf, unsigned subleaf, int reg, int bit) {
+  unsigned r[4] = {0, 0, 0, 0};
+  if (!__get_cpuid_count(leaf, subleaf, &r[0], &r[1], &r[2], &r[3])) return false;
+  return (r[reg] >> bit) & 1u;
+}
+bool has_f16c() { return cpuid_bit(1, 0, 2, 29); }         // ECX bit 29
+bool has_avx512bf16() { return cpuid_bit(7, 1, 0, 5); }   // leaf 7.1 EAX bit 5
+#endif
+
 Isa detect() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
   // Each target implies the previous ones (see isa.h), so stop at the first gap.
   if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c"))) {
+        has_f16c())) {
     return Isa::kScalar;
   }
   if (!(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))) {
     return Isa::kAvx2;
   }
-  if (!(__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bf16"))) {
+  if (!(__builtin_cpu_supports("avx512vnni") && has_avx512bf16())) {
     return Isa::kAvx512;
   }
   return Isa::kAvx512Vnni;
