@@ -203,6 +203,19 @@ def outside_load(before, after):
     return max(0.0, (busy - own) / total * (os.cpu_count() or 1)) if total > 0 else 0.0
 
 
+def wait_for_quiet(max_seconds, threshold):
+    """Waits (up to max_seconds) for a 1-second window in which other processes use less
+    than `threshold` CPUs. Returns (seconds waited, outside load of the last window)."""
+    t0, load = time.monotonic(), 0.0
+    while True:
+        before = cpu_jiffies(os.getpid())
+        time.sleep(1.0)
+        load = outside_load(before, cpu_jiffies(os.getpid()))
+        waited = time.monotonic() - t0
+        if load < threshold or waited >= max_seconds:
+            return waited, load
+
+
 # ---------------------------------------------------------------- engines
 
 class Engine:
@@ -260,7 +273,8 @@ def spread(v):
 def bench_model(key, path, a, facts, bw_isa, logdir):
     common = ["-p", str(a.n_prompt), "-n", str(a.n_gen), "-t", str(a.threads),
               "-r", str(a.reps), "-w", str(a.warmup), "-b", str(a.batch)]
-    mw_cmd = [a.memwall, "bench", "-m", path, "--json", "--harness"] + common
+    mw_cmd = [a.memwall, "bench", "-m", path, "--json", "--harness", "--precision",
+              a.precision] + common
     ll_cmd = [a.python, RUNNER, "-m", path, "--harness", "--flash-attn", a.flash_attn] + common
     engines = []
     result = {"key": key, "path": path, "facts": facts, "memwall_cmd": mw_cmd,
@@ -279,6 +293,11 @@ def bench_model(key, path, a, facts, bw_isa, logdir):
             ll.wait_ready()
             log(f"{key}: llama.cpp loaded and warmed up ({time.monotonic() - t0:.0f} s)")
         for rep in range(a.reps):
+            if a.quiet_wait > 0:
+                waited, load = wait_for_quiet(a.quiet_wait, a.quiet_threshold)
+                result.setdefault("quiet_wait", []).append({"seconds": waited, "load": load})
+                if waited >= 1.5:
+                    log(f"{key}: waited {waited:.0f} s for a quiet machine (outside load {load:.2f} CPUs)")
             result["bandwidth_GBps"].append(bandwidth_probe(a.micro, bw_isa, a.threads))
             order = [mw, ll] if rep % 2 == 0 else [ll, mw]
             pair = {}
@@ -332,6 +351,18 @@ def derive(res, a):
                       for p in res["pairs"] if "memwall" in p and "llama.cpp" in p]
                   for k in ("prefill", "decode")}
         res["paired_ratio"] = {k: spread(v) for k, v in paired.items() if v}
+        # The same over the pairs in which neither engine shared the machine much.
+        quiet = [p for p in res["pairs"] if "memwall" in p and "llama.cpp" in p and
+                 max(p["memwall"]["outside_load_cpus"], p["llama.cpp"]["outside_load_cpus"])
+                 < a.quiet_threshold]
+        if quiet:
+            q = {}
+            for eng in ("memwall", "llama.cpp"):
+                for k in ("prefill", "decode"):
+                    q[f"{eng}_{k}"] = statistics.median(p[eng][f"{k}_tokens_per_s"] for p in quiet)
+            q["ratio"] = {k: q[f"memwall_{k}"] / q[f"llama.cpp_{k}"] for k in ("prefill", "decode")}
+            q["pairs"] = len(quiet)
+            res["quiet"] = q
 
 
 # ---------------------------------------------------------------- profile
@@ -340,6 +371,7 @@ PERF_SYMBOL = re.compile(r"^\s+([\d.]+)%\s+(\S+)\s+(\S+)\s+\[[.k]\]\s+(.+?)\s*$"
 
 
 def short_symbol(s, width=110):
+    s = re.sub(r"\s+-\s+-\s*$", "", s).strip()
     s = re.sub(r"\(anonymous namespace\)::", "", s)
     s = re.sub(r"std::_Function_handler<.*?>::_M_invoke", "std::function thunk", s)
     return s if len(s) <= width else s[:width - 1] + "…"
@@ -360,7 +392,7 @@ def perf_record_profile(memwall, model, n_gen, threads, logdir):
     """Time-sampled profile (software cpu-clock event) of a decode-only run."""
     data = os.path.join(logdir, "perf-decode.data")
     cmd = ["perf", "record", "-e", "cpu-clock", "-F", "999", "-o", data, "--", memwall, "bench",
-           "-m", model, "-p", "1", "-n", str(n_gen), "-r", "1", "-w", "0", "-t", str(threads)]
+           "-m", model, "-p", "1", "-n", str(n_gen), "-r", "1", "-w", "1", "-t", str(threads)]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         return None, cmd
@@ -385,6 +417,9 @@ def callgrind_profile(memwall, model, n_gen, logdir):
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         return None, cmd
+    # valgrind does not emulate AVX-512: memwall picks its best target valgrind shows it.
+    m = re.search(r"isa: (\S+)", p.stdout)
+    isa = m.group(1) if m else "?"
     ann = subprocess.run(["callgrind_annotate", "--inclusive=no", "--threshold=99", out],
                          capture_output=True, text=True).stdout
     rows, total = [], None
@@ -400,7 +435,7 @@ def callgrind_profile(memwall, model, n_gen, logdir):
         m2 = re.match(r"^\s*([\d,]+)\s+\(100\.0%\)\s+PROGRAM TOTALS", line)
         if m2:
             total = int(m2.group(1).replace(",", ""))
-    return {"rows": rows[:15], "total_ir": total}, cmd
+    return {"rows": rows[:15], "total_ir": total, "isa": isa}, cmd
 
 
 # ---------------------------------------------------------------- report
@@ -433,7 +468,18 @@ def gemm_tables(micro_json):
     return rows
 
 
-def write_report(path, a, mach, micro, results, profile, timing):
+def busy_note(r, a):
+    o = r.get("outside_load")
+    if o and o["median"] > a.quiet_threshold:
+        return f" (unreliable: other processes used {o['median']:.1f} CPUs meanwhile)"
+    return ""
+
+
+def verdict(ok, r, a):
+    return ("PASS" if ok else "FAIL") + (" (unreliable)" if busy_note(r, a) else "")
+
+
+def write_report(path, a, mach, micro, results, profile, timing, command):
     L = []
     w = L.append
     w("# Fast CPU kernels: benchmarks (issue 3)")
@@ -446,8 +492,7 @@ def write_report(path, a, mach, micro, results, profile, timing):
     w("")
     w("Command: `make bench`, i.e.")
     w("")
-    w("    " + show([sys.executable] + [os.path.abspath(x) if os.path.exists(x) else x
-                                      for x in sys.argv]))
+    w("    " + command)
     w("")
     w(f"It took {timing['total'] / 60:.1f} min (micro benchmarks {timing['micro'] / 60:.1f} min, "
       f"end to end {timing['e2e'] / 60:.1f} min, profile {timing['profile'] / 60:.1f} min). "
@@ -471,7 +516,8 @@ def write_report(path, a, mach, micro, results, profile, timing):
             reps_ok = r["memwall"]["reps"] >= MIN_REPS and r["llama"]["reps"] >= MIN_REPS
             ok = v >= t[kind] and reps_ok
             note = "" if reps_ok else f" (fewer than {MIN_REPS} reps)"
-            w(f"| {label} | {v:.2f}x{note} | {'PASS' if ok else 'FAIL'} |")
+            note += busy_note(r, a)
+            w(f"| {label} | {v:.2f}x{note} | {verdict(ok, r, a)} |")
     for key, t in ROOFLINE_TARGETS.items():
         r = next((x for x in results if x["key"] == key), None)
         label = f"{MODELS[key]['label']}: memwall decode >= {t:.0%} of read bandwidth"
@@ -479,7 +525,8 @@ def write_report(path, a, mach, micro, results, profile, timing):
             w(f"| {label} | not measured | FAIL |")
             continue
         v = r["memwall_roofline"]
-        w(f"| {label} | {v:.1%} of {r['bandwidth']['median']:.1f} GB/s | {'PASS' if v >= t else 'FAIL'} |")
+        w(f"| {label} | {v:.1%} of {r['bandwidth']['median']:.1f} GB/s{busy_note(r, a)} | "
+          f"{verdict(v >= t, r, a)} |")
     w("")
     w("Not measured by `make bench` (see the tests): kernel equality on every ISA, the reference "
       "forward-pass tests, and the fast path's KL-divergence / top-1 agreement bound.")
@@ -553,7 +600,14 @@ def write_report(path, a, mach, micro, results, profile, timing):
               f"on the machine, in CPUs of {os.cpu_count()}): median {o['median']:.2f} "
               f"(min {o['min']:.2f}, max {o['max']:.2f})"
               + (" — the machine was busy: these numbers are contaminated, rerun when quiet."
-                 if o["median"] > 0.25 else "."))
+                 if o["median"] > a.quiet_threshold else "."))
+            w("")
+        if r.get("quiet") and r["outside_load"] and r["outside_load"]["max"] >= a.quiet_threshold:
+            q = r["quiet"]
+            w(f"Only the {q['pairs']} pair(s) with outside load < {a.quiet_threshold} CPUs: "
+              f"memwall prefill {q['memwall_prefill']:.1f}, decode {q['memwall_decode']:.1f} tok/s; "
+              f"llama.cpp prefill {q['llama.cpp_prefill']:.1f}, decode {q['llama.cpp_decode']:.1f} "
+              f"tok/s; ratios prefill {q['ratio']['prefill']:.2f}x, decode {q['ratio']['decode']:.2f}x.")
             w("")
 
     # --- micro
@@ -601,7 +655,10 @@ def write_report(path, a, mach, micro, results, profile, timing):
         cg = profile["callgrind"]
         w(f"Instruction shares (callgrind, exclusive) of `{show(profile['callgrind_cmd'][3:])}` "
           f"(1-token prompt, so nearly all of it is decode; single thread; "
-          f"{(cg['total_ir'] or 0) / 1e9:.1f} G instructions in all):")
+          f"{(cg['total_ir'] or 0) / 1e9:.1f} G instructions in all). Valgrind does not emulate "
+          f"AVX-512, so under callgrind memwall dispatched to `{cg['isa']}` (formats without a kernel "
+          "for it fall back to scalar), not to the kernels the timings above used; the "
+          "time-sampled profiles below show those.")
         w("")
         w("| share of instructions | function |")
         w("| --- | --- |")
@@ -611,13 +668,18 @@ def write_report(path, a, mach, micro, results, profile, timing):
     elif "callgrind_cmd" in profile:
         w("callgrind did not run (valgrind missing or the run failed).")
         w("")
-    if profile.get("perf_record"):
-        w(f"Time shares (`perf record -e cpu-clock`, a software timer: stalls on memory count, "
-          f"unlike instruction counts) of `{show(profile['perf_record_cmd'][9:])}`:")
+    for pr in profile.get("perf_record") or []:
+        if not pr["rows"]:
+            w(f"`perf record` failed on `{show(pr['cmd'])}`.")
+            w("")
+            continue
+        w(f"Time shares (`perf record -e cpu-clock`, a software timer, so stalls on memory count, "
+          f"unlike instruction counts; warm-up and measured decode of 32 tokens after a 1-token "
+          f"prompt) of `{show(pr['cmd'][9:])}`:")
         w("")
         w("| share of samples | object | function |")
         w("| --- | --- | --- |")
-        for pct, dso, sym in profile["perf_record"]:
+        for pct, dso, sym in pr["rows"]:
             w(f"| {pct:.1f}% | {dso} | `{sym}` |")
         w("")
     w("Raw numbers: bench/results/kernels.json (end to end) and bench/results/micro.json "
@@ -628,6 +690,31 @@ def write_report(path, a, mach, micro, results, profile, timing):
 
 
 # ---------------------------------------------------------------- main
+
+def rewrite_report(a):
+    """Re-renders the report from kernels.json (and micro.json beside it) of an earlier run."""
+    with open(a.from_json) as f:
+        raw = json.load(f)
+    old = argparse.Namespace(**raw["args"])
+    for k, v in vars(a).items():  # options newer than the run take their defaults
+        if not hasattr(old, k):
+            setattr(old, k, v)
+    old.out = a.out
+    for r in raw["results"]:
+        derive(r, old)
+    micro = None
+    micro_path = os.path.join(os.path.dirname(os.path.abspath(a.from_json)), "micro.json")
+    if not old.skip_micro and os.path.exists(micro_path):
+        with open(micro_path) as f:
+            micro = json.load(f)
+    profile = raw["profile"]
+    command = raw.get("command") or show([sys.executable, os.path.join(ROOT, "bench", "e2e_kernels.py"),
+                                          "--memwall", old.memwall, "--micro", old.micro])
+    write_report(a.out, old, raw["machine"], micro, raw["results"], profile, raw["timing_seconds"],
+                 command)
+    log(f"rewrote {os.path.relpath(a.out, ROOT)} from {a.from_json}")
+    return 0
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
@@ -647,6 +734,14 @@ def main():
     ap.add_argument("-b", "--batch", type=int, default=512)
     ap.add_argument("--flash-attn", default="auto", choices=["auto", "on", "off"],
                     help="llama.cpp flash attention (auto: its default)")
+    ap.add_argument("--quiet-wait", type=float, default=20.0,
+                    help="before each pair of reps, wait up to this many seconds for other "
+                         "processes to use < --quiet-threshold CPUs (0: do not wait)")
+    ap.add_argument("--quiet-threshold", type=float, default=0.2,
+                    help="outside load (CPUs) under which a rep counts as quiet")
+    ap.add_argument("--precision", default="fast", choices=["fast", "exact"],
+                    help="memwall's matmul precision (fast: 8-bit activations, as llama.cpp's "
+                         "quantized matmuls do)")
     ap.add_argument("--no-llama", action="store_true", help="memwall only")
     ap.add_argument("--skip-micro", action="store_true")
     ap.add_argument("--micro-filter", default=None, help="Google Benchmark filter for the micro run")
@@ -654,7 +749,11 @@ def main():
     ap.add_argument("--profile-gen", type=int, default=8, help="decoded tokens under callgrind")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "kernels.md"))
     ap.add_argument("--logdir", default=os.path.join(ROOT, "build-bench", "logs"))
+    ap.add_argument("--from-json", metavar="KERNELS_JSON",
+                    help="measure nothing: rewrite --out from the raw results of an earlier run")
     a = ap.parse_args()
+    if a.from_json:
+        return rewrite_report(a)
     a.memwall, a.micro = os.path.abspath(a.memwall), os.path.abspath(a.micro)
     for b in (a.memwall, a.micro):
         if not os.access(b, os.X_OK):
@@ -706,17 +805,21 @@ def main():
             profile["callgrind"], profile["callgrind_cmd"] = callgrind_profile(
                 a.memwall, default_path, a.profile_gen, a.logdir)
         if shutil.which("perf"):
-            target = paths.get("1b-q4_0", default_path)
-            log(f"profile: perf record -e cpu-clock on {os.path.basename(target)}")
-            profile["perf_record"], profile["perf_record_cmd"] = perf_record_profile(
-                a.memwall, target, 32, a.threads, a.logdir)
+            profile["perf_record"] = []
+            for key in [k for k in ("default", "1b-q4_0") if k in paths] or ["default"]:
+                target = paths.get(key, default_path)
+                log(f"profile: perf record -e cpu-clock on {os.path.basename(target)}")
+                rows, cmd = perf_record_profile(a.memwall, target, 32, a.threads, a.logdir)
+                profile["perf_record"].append({"model": key, "rows": rows, "cmd": cmd})
     t_profile = time.monotonic() - t0
 
     timing = {"total": time.monotonic() - t_start, "micro": t_micro, "e2e": t_e2e,
               "profile": t_profile}
-    write_report(a.out, a, mach, micro, results, profile, timing)
-    raw = {"machine": mach, "args": vars(a), "timing_seconds": timing, "results": results,
-           "profile": profile}
+    command = show([sys.executable] + [os.path.abspath(x) if os.path.exists(x) else x
+                                       for x in sys.argv])
+    write_report(a.out, a, mach, micro, results, profile, timing, command)
+    raw = {"machine": mach, "args": vars(a), "command": command, "timing_seconds": timing,
+           "results": results, "profile": profile}
     with open(os.path.join(out_dir, "kernels.json"), "w") as f:
         json.dump(raw, f, indent=1, default=str)
     log(f"wrote {os.path.relpath(a.out, ROOT)} in {timing['total'] / 60:.1f} min")

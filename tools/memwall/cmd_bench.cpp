@@ -42,7 +42,7 @@ struct BenchOptions {
   int64_t batch = 512;
   int64_t ctx = 0;
   uint64_t seed = 42;
-  std::string precision = "fast";
+  std::string precision = GenerationFlags{}.precision;  // the same default as run and chat
   bool json = false;
   bool harness = false;
 };
@@ -298,7 +298,7 @@ const CommandRegistration kBench{
       sub.add_option("--ctx", opt->ctx, "Context size (0: prompt + generation)")
           ->capture_default_str();
       sub.add_option("--precision", opt->precision,
-                     "fast (8-bit activations for quantized weights) or exact")
+                     "exact, or fast (8-bit activations meet quantized weights)")
           ->capture_default_str();
       sub.add_option("--seed", opt->seed, "Seed of the pseudo-random prompt")
           ->capture_default_str();
