@@ -261,16 +261,6 @@ inline __m512i quad_scale_index(int quad) {
                           _mm512_set1_epi32(4 * quad));
 }
 
-// One chunk of `count` <= 16 blocks starting at block k0 into acc. kFull:
-// count == 16 (the loop body without tail checks).
-//
-// F provides:
-//   kBytes                          bytes per weight block
-//   kFix, kFixScale                 whether acc += fix_w * kFixScale * d_x * sum_x
-//   struct WQuad; static WQuad load_w(const uint8_t* block, int count)
-//   static XQuad load_x(const uint8_t* block, int count)
-//   static __m512i dot(const WQuad&, const XQuad&)          int32 lanes
-//   static void scales(const uint8_t* block, int count, __m512& d, __m512& fix_w)
 // Prefetches every line of [p, p + bytes) into the cache level kLocality
 // names (3: all levels, like _MM_HINT_T0; 2: L2 and out, like _MM_HINT_T1).
 // __builtin_prefetch, not _mm_prefetch: GCC and clang type its hint differently.
@@ -281,6 +271,16 @@ inline void prefetch_range(const uint8_t* p, int bytes) {
   __builtin_prefetch(p + bytes - 1, 0, kLocality);
 }
 
+// One chunk of `count` <= 16 blocks starting at block k0 into acc. kFull:
+// count == 16 (the loop body without tail checks).
+//
+// F provides:
+//   kBytes                          bytes per weight block
+//   kFix, kFixScale                 whether acc += fix_w * kFixScale * d_x * sum_x
+//   struct WQuad; static WQuad load_w(const uint8_t* block, int count)
+//   static XQuad load_x(const uint8_t* block, int count)
+//   static __m512i dot(const WQuad&, const XQuad&)          int32 lanes
+//   static void scales(const uint8_t* block, int count, __m512& d, __m512& fix_w)
 template <class F, int MR, int NT, bool kFull>
 __attribute__((always_inline)) inline void chunk(const uint8_t* w, size_t ws, const uint8_t* pf,
                                                  const uint8_t* x, size_t xs, int64_t k0, int count,
