@@ -9,7 +9,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("MEMWALL_BIN", os.path.join(ROOT, "build", "memwall"))
 MODEL = os.environ.get("MEMWALL_MODEL", os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf"))
-COMMANDS = ["run", "chat", "tokenize", "info", "convert", "synth", "logits"]
+COMMANDS = ["run", "chat", "tokenize", "info", "convert", "synth", "logits", "bench"]
 
 
 def memwall(*args, input=None):
@@ -58,6 +58,10 @@ def test_top_level_help_lists_every_command():
     ["run", "--tokens", "999999999"],
     ["synth", "-o", "/tmp/x.gguf", "--type", "q9_9"],
     ["synth", "-o", "/tmp/x.gguf", "--n-head", "5"],
+    ["bench", "-m", "TINY", "-r", "0"],
+    ["bench", "-m", "TINY", "--precision", "x"],
+    ["bench", "-m", "/nonexistent.gguf"],
+    ["run", "-p", "hi", "--precision", "x"],
 ])
 def test_bad_input_is_one_error_line(args, tiny_model):
     args = [tiny_model if a == "TINY" else a for a in args]
