@@ -24,6 +24,7 @@
 #include "kernels/activations.h"
 #include "kernels/gemm.h"
 #include "kernels/isa.h"
+#include "kernels/packed_weights.h"
 #include "kernels/weight_format.h"
 #include "micro_common.h"
 
@@ -45,7 +46,9 @@ struct Shape {
 struct Workload {
   TensorType type;
   Shape shape;
+  kernels::WeightLayout layout;
   size_t row_bytes = 0, matrix_bytes = 0;
+  size_t stride = 0;  // row_bytes, or a packed group's bytes
   int copies = 0;
   Buffer weights;
   std::vector<float> x;  // [256 x cols]
@@ -55,10 +58,10 @@ struct Workload {
 
 // Only the workload of the benchmark running now is kept (they run in
 // registration order, grouped by format and shape), so memory stays bounded.
-Workload* workload(TensorType type, Shape shape) {
+Workload* workload(TensorType type, Shape shape, kernels::WeightLayout layout) {
   static std::unique_ptr<Workload> current;
   if (current && current->type == type && current->shape.rows == shape.rows &&
-      current->shape.cols == shape.cols) {
+      current->shape.cols == shape.cols && current->layout == layout) {
     return current.get();
   }
   current.reset();
@@ -68,17 +71,31 @@ Workload* workload(TensorType type, Shape shape) {
   auto w = std::make_unique<Workload>();
   w->type = type;
   w->shape = shape;
+  w->layout = layout;
   w->row_bytes = size_t(shape.cols / info.block_elements) * info.block_bytes;
   w->matrix_bytes = w->row_bytes * size_t(shape.rows);
+  w->stride = w->row_bytes;
+  const bool packed = layout == kernels::WeightLayout::kPacked16;
+  const kernels::PackedShape ps =
+      kernels::packed_shape(packed ? type : TensorType::Q8_0, shape.rows, shape.cols);
+  if (packed) w->matrix_bytes = ps.total_bytes();
   w->copies = int(std::max<size_t>(2, (kRotateBytes + w->matrix_bytes - 1) / w->matrix_bytes));
   w->weights = alloc_buffer(w->matrix_bytes * size_t(w->copies));
   if (!w->weights) return nullptr;
   std::mt19937 rng(1234);
   std::normal_distribution<float> normal(0.0f, 0.02f);
   std::vector<float> row(size_t(shape.cols));
+  std::vector<uint8_t> rows(w->row_bytes * size_t(shape.rows));
   for (int64_t r = 0; r < shape.rows; ++r) {
     for (float& v : row) v = normal(rng);
-    codec->quantize_row(row.data(), w->weights.get() + size_t(r) * w->row_bytes, shape.cols);
+    codec->quantize_row(row.data(), rows.data() + size_t(r) * w->row_bytes, shape.cols);
+  }
+  if (packed) {
+    kernels::pack_groups(type, rows.data(), w->row_bytes, shape.rows, shape.cols, 0, ps.groups,
+                         w->weights.get());
+    w->stride = ps.group_bytes;
+  } else {
+    std::memcpy(w->weights.get(), rows.data(), rows.size());
   }
   for (int i = 1; i < w->copies; ++i) {
     std::memcpy(w->weights.get() + size_t(i) * w->matrix_bytes, w->weights.get(), w->matrix_bytes);
@@ -104,6 +121,7 @@ ThreadPool& pool_of(int threads) {
 }
 
 struct Case {
+  kernels::WeightLayout layout;
   TensorType type;
   Isa isa;  // the target forced while the kernel runs
   Shape shape;
@@ -113,8 +131,8 @@ struct Case {
 
 void BM_Gemm(benchmark::State& state, Case c) {
   kernels::force_isa(c.isa);
-  const GemmKernel* k = kernels::find_gemm_kernel(c.type, c.isa);
-  Workload* w = k ? workload(c.type, c.shape) : nullptr;
+  const GemmKernel* k = kernels::find_gemm_kernel(c.type, c.isa, c.layout);
+  Workload* w = k ? workload(c.type, c.shape, c.layout) : nullptr;
   if (!k || !w) {
     state.SkipWithError(k ? "cannot allocate the weights" : "no kernel for this format");
     kernels::reset_isa();
@@ -130,10 +148,11 @@ void BM_Gemm(benchmark::State& state, Case c) {
   int copy = 0;
   const uint8_t* wm = nullptr;
   // Two threads: each takes a contiguous half of the rows (in 16-row units).
+  const bool packed = c.layout == kernels::WeightLayout::kPacked16;
   const std::function<void(int64_t, int64_t, int)> split = [&](int64_t b, int64_t e, int) {
     const int64_t r0 = b * 16, r1 = std::min(R, e * 16);
-    k->tile(wm + size_t(r0) * w->row_bytes, w->row_bytes, r1 - r0, x, x_stride, T, n, y.data() + r0,
-            R);
+    const size_t offset = packed ? size_t(b) * w->stride : size_t(r0) * w->row_bytes;
+    k->tile(wm + offset, w->stride, r1 - r0, x, x_stride, T, n, y.data() + r0, R);
   };
   for (auto _ : state) {
     wm = w->matrix(copy);
@@ -141,7 +160,7 @@ void BM_Gemm(benchmark::State& state, Case c) {
     if (pool) {
       pool->parallel_for((R + 15) / 16, split, 1);
     } else {
-      k->tile(wm, w->row_bytes, R, x, x_stride, T, n, y.data(), R);
+      k->tile(wm, w->stride, R, x, x_stride, T, n, y.data(), R);
     }
     benchmark::ClobberMemory();
   }
@@ -154,7 +173,7 @@ void BM_Gemm(benchmark::State& state, Case c) {
   state.counters["T"] = double(T);
   state.counters["threads"] = c.threads;
   state.SetLabel(std::string(tensor_type_name(c.type)) + " " +
-                 std::string(kernels::isa_name(k->isa)) +
+                 std::string(kernels::isa_name(k->isa)) + (packed ? " packed16" : "") +
                  (q8 ? " q8-activations" : " f32-activations"));
   kernels::reset_isa();
 }
@@ -166,37 +185,41 @@ void register_gemm_benchmarks() {
                               TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_1};
   const Isa isas[] = {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni};
   const Shape shapes[] = {{2048, 8192}, {8192, 2048}};
-  for (TensorType type : types) {
-    for (Shape shape : shapes) {
-      // Distinct kernels for this format, the lowest forced target naming each.
-      std::vector<std::pair<Isa, const GemmKernel*>> kernels_seen;
-      for (Isa isa : isas) {
-        if (!kernels::isa_supported(isa)) continue;
-        const GemmKernel* k = kernels::find_gemm_kernel(type, isa);
-        if (!k) continue;
-        bool dup = false;
-        for (auto& [i, seen] : kernels_seen) dup |= seen == k;
-        if (!dup) kernels_seen.emplace_back(isa, k);
-      }
-      for (auto& [isa, k] : kernels_seen) {
-        for (int64_t T : {int64_t(1), int64_t(64), int64_t(256)}) {
-          for (int threads : {1, 2}) {
-            if (threads == 2 && T != 1) continue;  // prefill tiles: single-threaded
-            const std::string name = "gemm/" + std::string(tensor_type_name(type)) + "/" +
-                                     std::string(kernels::isa_name(k->isa)) + "/" +
-                                     std::to_string(shape.rows) + "x" + std::to_string(shape.cols) +
-                                     "/T:" + std::to_string(T) +
-                                     "/threads:" + std::to_string(threads);
-            auto* b = benchmark::RegisterBenchmark(name.c_str(), BM_Gemm,
-                                                   Case{type, isa, shape, T, threads});
-            b->UseRealTime()->Unit(benchmark::kMillisecond);
-            // Slow (scalar) prefill tiles take seconds per call: a few calls suffice.
-            b->MinTime(T == 1 ? 0.5 : 0.2);
+  using kernels::WeightLayout;
+  for (WeightLayout layout : {WeightLayout::kRows, WeightLayout::kPacked16})
+    for (TensorType type : types) {
+      if (layout == WeightLayout::kPacked16 && !kernels::packable(type)) continue;
+      for (Shape shape : shapes) {
+        // Distinct kernels for this format, the lowest forced target naming each.
+        std::vector<std::pair<Isa, const GemmKernel*>> kernels_seen;
+        for (Isa isa : isas) {
+          if (!kernels::isa_supported(isa)) continue;
+          const GemmKernel* k = kernels::find_gemm_kernel(type, isa, layout);
+          if (!k) continue;
+          bool dup = false;
+          for (auto& [i, seen] : kernels_seen) dup |= seen == k;
+          if (!dup) kernels_seen.emplace_back(isa, k);
+        }
+        for (auto& [isa, k] : kernels_seen) {
+          for (int64_t T : {int64_t(1), int64_t(64), int64_t(256)}) {
+            for (int threads : {1, 2}) {
+              if (threads == 2 && T != 1) continue;  // prefill tiles: single-threaded
+              const std::string name = "gemm/" + std::string(tensor_type_name(type)) +
+                                       (layout == WeightLayout::kPacked16 ? "-packed16" : "") +
+                                       "/" + std::string(kernels::isa_name(k->isa)) + "/" +
+                                       std::to_string(shape.rows) + "x" +
+                                       std::to_string(shape.cols) + "/T:" + std::to_string(T) +
+                                       "/threads:" + std::to_string(threads);
+              auto* b = benchmark::RegisterBenchmark(name.c_str(), BM_Gemm,
+                                                     Case{layout, type, isa, shape, T, threads});
+              b->UseRealTime()->Unit(benchmark::kMillisecond);
+              // Slow (scalar) prefill tiles take seconds per call: a few calls suffice.
+              b->MinTime(T == 1 ? 0.5 : 0.2);
+            }
           }
         }
       }
     }
-  }
 }
 
 }  // namespace memwall::bench

@@ -64,4 +64,13 @@ void MappedFile::release() {
   size_ = 0;
 }
 
+void MappedFile::release_pages(const uint8_t* p, size_t bytes) const {
+  const size_t page = size_t(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + bytes) / page * page;
+  if (end <= begin) return;
+  // Advice only: failure leaves the pages resident, which is still correct.
+  ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 }  // namespace memwall

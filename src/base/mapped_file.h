@@ -21,6 +21,11 @@ class MappedFile {
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
 
+  // Drops the pages of [p, p + bytes) from this process's resident set (whole
+  // pages inside the range only). The mapping stays valid: a later read
+  // faults the page back in from the file.
+  void release_pages(const uint8_t* p, size_t bytes) const;
+
  private:
   void release();
   std::string path_;

@@ -75,6 +75,12 @@ class File {
   std::vector<float> get_floats(std::string_view key) const;         // empty if missing
   std::vector<int64_t> get_ints(std::string_view key) const;         // empty if missing
 
+  // Drops the file's pages in [p, p + bytes) from the resident set once the
+  // caller has copied what it needs (see MappedFile); no-op for parse().
+  void release_pages(const uint8_t* p, size_t bytes) const {
+    if (mapping_) mapping_->release_pages(p, bytes);
+  }
+
  private:
   std::shared_ptr<MappedFile> mapping_;  // null for parse()
   std::string name_;

@@ -19,15 +19,18 @@ const GemmKernel* const kRegistry[] = {
     &kGemmF32Avx512, &kGemmF16Avx512, &kGemmBf16Avx512,
     &kGemmQ8_0Avx512, &kGemmQ4_0Avx512, &kGemmQ4_1Avx512,
     &kGemmQ8_0Avx512Vnni, &kGemmQ4_0Avx512Vnni, &kGemmQ4_1Avx512Vnni,
+    &kGemmQ8_0PackedScalar, &kGemmQ4_0PackedScalar, &kGemmQ4_1PackedScalar,
+    &kGemmQ8_0PackedAvx512Vnni, &kGemmQ4_0PackedAvx512Vnni, &kGemmQ4_1PackedAvx512Vnni,
 };
 // clang-format on
 
 }  // namespace
 
-const GemmKernel* find_gemm_kernel(TensorType type, Isa isa) {
+const GemmKernel* find_gemm_kernel(TensorType type, Isa isa, WeightLayout layout) {
   const GemmKernel* best = nullptr;
   for (const GemmKernel* k : kRegistry) {
-    if (k->type != type || static_cast<int>(k->isa) > static_cast<int>(isa)) continue;
+    if (k->type != type || k->layout != layout || static_cast<int>(k->isa) > static_cast<int>(isa))
+      continue;
     if (best == nullptr || static_cast<int>(k->isa) > static_cast<int>(best->isa)) best = k;
   }
   return best;

@@ -4,6 +4,9 @@
 // X's rows are `x_stride` bytes apart: f32 values, or BlockQ8x blocks when the
 // kernel's activation kind is kQ8 (then the caller quantizes X once with
 // quantize_activations_q8 and shares it across every matrix that reads it).
+// Packed kernels (layout kPacked16, see packed_weights.h) read W as groups of
+// 16 interleaved rows: `w` is the group holding the tile's first row (a
+// multiple of 16), `w_stride` the bytes of one group.
 // n (= cols) is a multiple of the format's block size. Kernels never
 // allocate, never throw, and are called with disjoint Y ranges from many threads.
 #pragma once
@@ -17,6 +20,7 @@
 namespace memwall::kernels {
 
 enum class ActivationKind { kF32, kQ8 };
+enum class WeightLayout { kRows, kPacked16 };
 
 struct GemmKernel {
   TensorType type;
@@ -24,9 +28,11 @@ struct GemmKernel {
   ActivationKind activation;
   void (*tile)(const uint8_t* w, size_t w_stride, int64_t R, const uint8_t* x, size_t x_stride,
                int64_t T, int64_t n, float* y, int64_t ldy);
+  WeightLayout layout = WeightLayout::kRows;
 };
 
-// The best kernel for `type` at or below `isa`; nullptr if the format has none.
-const GemmKernel* find_gemm_kernel(TensorType type, Isa isa);
+// The best kernel for `type` and `layout` at or below `isa`; nullptr if none.
+const GemmKernel* find_gemm_kernel(TensorType type, Isa isa,
+                                   WeightLayout layout = WeightLayout::kRows);
 
 }  // namespace memwall::kernels

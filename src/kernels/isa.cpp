@@ -26,16 +26,21 @@ bool cpuid_bit(unsigned leaf, unsigned subleaf, int reg, int bit) {
   if (!__get_cpuid_count(leaf, subleaf, &r[0], &r[1], &r[2], &r[3])) return false;
   return (r[reg] >> bit) & 1u;
 }
-bool has_f16c() { return cpuid_bit(1, 0, 2, 29); }         // ECX bit 29
-bool has_avx512bf16() { return cpuid_bit(7, 1, 0, 5); }   // leaf 7.1 EAX bit 5
+// ECX bit 29
+bool has_f16c() {
+  return cpuid_bit(1, 0, 2, 29);
+}
+// Leaf 7.1 EAX bit 5
+bool has_avx512bf16() {
+  return cpuid_bit(7, 1, 0, 5);
+}
 #endif
 
 Isa detect() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
   // Each target implies the previous ones (see isa.h), so stop at the first gap.
-  if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        has_f16c())) {
+  if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c())) {
     return Isa::kScalar;
   }
   if (!(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&

@@ -70,6 +70,7 @@ void matmul_group(ThreadPool& pool, const std::vector<MatmulOutput>& group, Matm
   const VectorOps& ops = vector_ops(isa);
   struct Plan {
     const GemmKernel* kernel;  // null: the exact codec path
+    bool packed;               // the kernel reads w.packed
     const uint8_t* xbytes;
     size_t x_stride;
   };
@@ -78,7 +79,13 @@ void matmul_group(ThreadPool& pool, const std::vector<MatmulOutput>& group, Matm
   for (size_t i = 0; i < group.size(); ++i) {
     const MatrixView& w = *group[i].w;
     const bool use_kernel = precision == Precision::kFast || is_float_format(w.type);
-    plans[i].kernel = use_kernel ? find_gemm_kernel(w.type, isa) : nullptr;
+    plans[i].kernel = nullptr;
+    plans[i].packed = false;
+    if (precision == Precision::kFast && w.packed != nullptr) {
+      plans[i].kernel = find_gemm_kernel(w.type, isa, WeightLayout::kPacked16);
+      plans[i].packed = plans[i].kernel != nullptr;
+    }
+    if (use_kernel && plans[i].kernel == nullptr) plans[i].kernel = find_gemm_kernel(w.type, isa);
     if (plans[i].kernel && plans[i].kernel->activation == ActivationKind::kQ8) need_q8 = true;
   }
   const BlockQ8x* q8 = need_q8 ? x.q8(pool) : nullptr;
@@ -110,10 +117,12 @@ void matmul_group(ThreadPool& pool, const std::vector<MatmulOutput>& group, Matm
         exact_rows(w, r0, r1, x.f32(), T, y, row, ops);
         continue;
       }
+      const uint8_t* wr = p.packed ? w.packed_group(r0) : w.row(r0);
+      const size_t w_stride = p.packed ? w.packed_group_bytes : w.row_bytes;
       for (int64_t t0 = 0; t0 < T; t0 += kTokenBlock) {
         const int64_t tn = std::min(kTokenBlock, T - t0);
-        p.kernel->tile(w.row(r0), w.row_bytes, r1 - r0, p.xbytes + size_t(t0) * p.x_stride,
-                       p.x_stride, tn, w.cols, y + t0 * w.rows + r0, w.rows);
+        p.kernel->tile(wr, w_stride, r1 - r0, p.xbytes + size_t(t0) * p.x_stride, p.x_stride, tn,
+                       w.cols, y + t0 * w.rows + r0, w.rows);
       }
     }
   });

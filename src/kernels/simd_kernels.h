@@ -23,5 +23,9 @@ extern const GemmKernel kGemmQ8_0Avx2, kGemmQ4_0Avx2, kGemmQ4_1Avx2;
 extern const GemmKernel kGemmF32Avx512, kGemmF16Avx512, kGemmBf16Avx512;
 extern const GemmKernel kGemmQ8_0Avx512, kGemmQ4_0Avx512, kGemmQ4_1Avx512;
 extern const GemmKernel kGemmQ8_0Avx512Vnni, kGemmQ4_0Avx512Vnni, kGemmQ4_1Avx512Vnni;
+// Packed layout (packed_weights.h).
+extern const GemmKernel kGemmQ8_0PackedScalar, kGemmQ4_0PackedScalar, kGemmQ4_1PackedScalar;
+extern const GemmKernel kGemmQ8_0PackedAvx512Vnni, kGemmQ4_0PackedAvx512Vnni,
+    kGemmQ4_1PackedAvx512Vnni;
 
 }  // namespace memwall::kernels

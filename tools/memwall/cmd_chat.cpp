@@ -14,6 +14,7 @@
 #include "common.h"
 #include "generation_flags.h"
 #include "model/model.h"
+#include "model/weight_packing.h"
 #include "runtime/generate.h"
 #include "runtime/session.h"
 #include "tokenizer/chat_template.h"
@@ -41,6 +42,7 @@ int run_chat(ChatOptions& opt) {
 
   const int64_t ctx = opt.gen.ctx > 0 ? opt.gen.ctx : model.spec.n_ctx_train;
   ThreadPool pool(resolved_threads(opt.gen));
+  prepare_weights(model, pool, parse_precision(opt.gen.precision));
   Session session(model, pool, ctx, opt.gen.batch, parse_precision(opt.gen.precision));
   print_seed(opt.gen, sampling);
   const bool interactive = opt.once.empty();

@@ -10,6 +10,7 @@
 #include "format/npy_writer.h"
 #include "generation_flags.h"
 #include "model/forward.h"
+#include "model/weight_packing.h"
 
 namespace memwall::tools {
 namespace {
@@ -27,6 +28,7 @@ int run_logits(const LogitsOptions& opt) {
   if (ids.empty()) fail("--tokens is empty");
   Model model = Model::load(resolve_model_path(opt.model));
   ThreadPool pool(opt.threads > 0 ? opt.threads : ThreadPool::default_threads());
+  prepare_weights(model, pool, parse_precision(opt.precision));
   KvCache kv(model.spec, int64_t(ids.size()));
   Forward forward(model, pool, parse_precision(opt.precision));
   const int64_t T = int64_t(ids.size()), V = model.spec.n_vocab;

@@ -13,6 +13,7 @@
 #include "common.h"
 #include "generation_flags.h"
 #include "model/model.h"
+#include "model/weight_packing.h"
 #include "runtime/generate.h"
 #include "runtime/session.h"
 #include "tokenizer/stream_decoder.h"
@@ -66,6 +67,7 @@ int run_run(const RunOptions& opt) {
          " (raise --ctx, up to the model's ", model.spec.n_ctx_train, ")");
   }
   ThreadPool pool(resolved_threads(opt.gen));
+  prepare_weights(model, pool, parse_precision(opt.gen.precision));
   Session session(model, pool, ctx, opt.gen.batch, parse_precision(opt.gen.precision));
   GenerateOptions go;
   go.n_predict = std::min(opt.gen.n_predict, ctx - int64_t(prompt.size()));
