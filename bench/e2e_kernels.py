@@ -592,6 +592,9 @@ def write_report(path, a, mach, micro, results, profile, timing, command):
             w(f"Read bandwidth beside this model's runs ({len(b['samples'])} probes, {a.threads} threads, "
               f"1 GiB): median {b['median']:.1f} GB/s (min {b['min']:.1f}, max {b['max']:.1f}). "
               f"memwall load {mw['load_seconds']:.2f} s"
+              + (f" plus {mw['pack_seconds']:.2f} s repacking {mw['packed_bytes'] / 2**20:.0f} MiB of "
+                 f"weights into the interleaved layout (the packed copy replaces the file's pages)"
+                 if mw.get("packed_bytes") else "")
               + (f", llama.cpp load {ll['load_seconds']:.2f} s." if ll else "."))
             w("")
         if r.get("outside_load"):

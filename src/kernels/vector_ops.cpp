@@ -1,5 +1,7 @@
 #include "kernels/vector_ops.h"
 
+#include "kernels/ops.h"
+
 namespace memwall::kernels {
 namespace {
 
@@ -13,10 +15,19 @@ void axpy(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+void mix_rows(const float* p, int64_t ldp, int64_t nq, const float* v, int64_t v_stride, int64_t n,
+              int64_t D, float* out, int64_t ldo) {
+  for (int64_t i = 0; i < nq; ++i) {
+    float* o = out + i * ldo;
+    for (int64_t d = 0; d < D; ++d) o[d] = 0.0f;
+    for (int64_t j = 0; j < n; ++j) axpy(p[i * ldp + j], v + j * v_stride, o, D);
+  }
+}
+
 }  // namespace
 
 const VectorOps& vector_ops_scalar() {
-  static const VectorOps ops{dot, axpy};
+  static const VectorOps ops{dot, axpy, softmax, mix_rows};
   return ops;
 }
 

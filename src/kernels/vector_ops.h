@@ -11,6 +11,12 @@ namespace memwall::kernels {
 struct VectorOps {
   float (*dot)(const float* a, const float* b, int64_t n);
   void (*axpy)(float a, const float* x, float* y, int64_t n);  // y += a * x
+  // In place: x = exp(x - max) / sum, over n >= 1 values.
+  void (*softmax)(float* x, int64_t n);
+  // out[i * ldo + d] = sum_j p[i * ldp + j] * v[j * v_stride + d], for i < nq,
+  // j < n, d < D: attention's probabilities times its value rows.
+  void (*mix_rows)(const float* p, int64_t ldp, int64_t nq, const float* v, int64_t v_stride,
+                   int64_t n, int64_t D, float* out, int64_t ldo);
 };
 
 const VectorOps& vector_ops(Isa isa);  // the best implementation at or below isa

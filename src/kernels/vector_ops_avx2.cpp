@@ -2,6 +2,8 @@
 
 #include "kernels/vector_ops.h"
 
+#include "kernels/ops.h"
+
 namespace memwall::kernels {
 namespace {
 
@@ -36,10 +38,51 @@ void axpy(float a, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
+// kQ queries x 32 columns of D (4 ymm each), as in the AVX-512 version.
+template <int kQ>
+void mix_block(const float* p, int64_t ldp, const float* v, int64_t v_stride, int64_t n, float* out,
+               int64_t ldo) {
+  __m256 acc[kQ][4];
+  for (int i = 0; i < kQ; ++i)
+    for (int c = 0; c < 4; ++c) acc[i][c] = _mm256_setzero_ps();
+  for (int64_t j = 0; j < n; ++j) {
+    const float* vr = v + j * v_stride;
+    __m256 vv[4];
+    for (int c = 0; c < 4; ++c) vv[c] = _mm256_loadu_ps(vr + 8 * c);
+    for (int i = 0; i < kQ; ++i) {
+      const __m256 pb = _mm256_set1_ps(p[i * ldp + j]);
+      for (int c = 0; c < 4; ++c) acc[i][c] = _mm256_fmadd_ps(pb, vv[c], acc[i][c]);
+    }
+  }
+  for (int i = 0; i < kQ; ++i)
+    for (int c = 0; c < 4; ++c) _mm256_storeu_ps(out + i * ldo + 8 * c, acc[i][c]);
+}
+
+void mix_rows(const float* p, int64_t ldp, int64_t nq, const float* v, int64_t v_stride, int64_t n,
+              int64_t D, float* out, int64_t ldo) {
+  int64_t d0 = 0;
+  for (; d0 + 32 <= D; d0 += 32) {
+    int64_t i = 0;
+    for (; i + 4 <= nq; i += 4)
+      mix_block<4>(p + i * ldp, ldp, v + d0, v_stride, n, out + i * ldo + d0, ldo);
+    for (; i < nq; ++i)
+      mix_block<1>(p + i * ldp, ldp, v + d0, v_stride, n, out + i * ldo + d0, ldo);
+  }
+  for (int64_t i = 0; i < nq && d0 < D; ++i) {  // columns past the last multiple of 32
+    float* o = out + i * ldo;
+    for (int64_t d = d0; d < D; ++d) o[d] = 0.0f;
+    for (int64_t j = 0; j < n; ++j) {
+      const float pj = p[i * ldp + j];
+      for (int64_t d = d0; d < D; ++d) o[d] += pj * v[j * v_stride + d];
+    }
+  }
+}
+
 }  // namespace
 
 const VectorOps& vector_ops_avx2() {
-  static const VectorOps ops{dot, axpy};
+  // softmax: the scalar one (no vector exp written for AVX2 yet).
+  static const VectorOps ops{dot, axpy, softmax, mix_rows};
   return ops;
 }
 

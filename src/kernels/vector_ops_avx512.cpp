@@ -1,7 +1,6 @@
-// GCC 12 warns falsely about _mm512_undefined_ps() inside its own intrinsics
-// (GCC PR 105593, fixed in 12.3).
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#include <immintrin.h>
+#include "kernels/simd_x86.h"
+
+#include <cmath>
 
 #include "kernels/vector_ops.h"
 
@@ -49,10 +48,95 @@ void axpy(float a, const float* x, float* y, int64_t n) {
   }
 }
 
+__mmask16 tail_mask(int64_t left) {
+  return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+}
+
+// exp(x) to about 2 ulp: x = n ln2 + r with |r| <= ln2 / 2, a degree-6
+// Taylor polynomial for e^r (error < 2e-7), and vscalefps for the 2^n.
+// Below -87.3 the result flushes toward 0 instead of going denormal.
+__m512 exp512(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504089f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);  // ln2, split in two
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 e = _mm512_set1_ps(1.0f / 720);
+  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f / 120));
+  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f / 24));
+  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f / 6));
+  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(0.5f));
+  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f));
+  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(e, n);
+}
+
+void softmax(float* x, int64_t n) {
+  __m512 mx = _mm512_set1_ps(-INFINITY);
+  for (int64_t i = 0; i < n; i += 16) {
+    mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(mx, tail_mask(n - i), x + i));
+  }
+  // Not _mm512_reduce_max_ps: GCC 12 warns (falsely) inside it, as for hsum.
+  __m256 m8 = _mm256_max_ps(_mm512_castps512_ps256(mx),
+                            _mm512_castps512_ps256(_mm512_shuffle_f32x4(mx, mx, 0x4E)));
+  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m8), _mm256_extractf128_ps(m8, 1));
+  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+  m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+  const __m512 vmax = _mm512_set1_ps(_mm_cvtss_f32(m4));
+  __m512 sum = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    const __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vmax));
+    sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(m, e));
+    _mm512_mask_storeu_ps(x + i, m, e);
+  }
+  const __m512 inv = _mm512_set1_ps(1.0f / hsum(sum));
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), inv));
+  }
+}
+
+// kQ queries x 64 columns of D: 4 * kQ accumulators stay in registers while
+// each value row is loaded once for all kQ queries.
+template <int kQ>
+void mix_block(const float* p, int64_t ldp, const float* v, int64_t v_stride, int64_t n, int64_t dn,
+               float* out, int64_t ldo) {
+  __mmask16 m[4];
+  for (int c = 0; c < 4; ++c) m[c] = tail_mask(dn - 16 * c > 0 ? dn - 16 * c : 0);
+  __m512 acc[kQ][4];
+  for (int i = 0; i < kQ; ++i)
+    for (int c = 0; c < 4; ++c) acc[i][c] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < n; ++j) {
+    const float* vr = v + j * v_stride;
+    __m512 vv[4];
+    for (int c = 0; c < 4; ++c) vv[c] = _mm512_maskz_loadu_ps(m[c], vr + 16 * c);
+    for (int i = 0; i < kQ; ++i) {
+      const __m512 pb = _mm512_set1_ps(p[i * ldp + j]);
+      for (int c = 0; c < 4; ++c) acc[i][c] = _mm512_fmadd_ps(pb, vv[c], acc[i][c]);
+    }
+  }
+  for (int i = 0; i < kQ; ++i)
+    for (int c = 0; c < 4; ++c) _mm512_mask_storeu_ps(out + i * ldo + 16 * c, m[c], acc[i][c]);
+}
+
+void mix_rows(const float* p, int64_t ldp, int64_t nq, const float* v, int64_t v_stride, int64_t n,
+              int64_t D, float* out, int64_t ldo) {
+  for (int64_t d0 = 0; d0 < D; d0 += 64) {
+    const int64_t dn = D - d0 < 64 ? D - d0 : 64;
+    int64_t i = 0;
+    for (; i + 4 <= nq; i += 4) {
+      mix_block<4>(p + i * ldp, ldp, v + d0, v_stride, n, dn, out + i * ldo + d0, ldo);
+    }
+    for (; i < nq; ++i)
+      mix_block<1>(p + i * ldp, ldp, v + d0, v_stride, n, dn, out + i * ldo + d0, ldo);
+  }
+}
+
 }  // namespace
 
 const VectorOps& vector_ops_avx512() {
-  static const VectorOps ops{dot, axpy};
+  static const VectorOps ops{dot, axpy, softmax, mix_rows};
   return ops;
 }
 

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "base/error.h"
+#include "kernels/attention.h"
 #include "kernels/isa.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
@@ -35,7 +36,7 @@ void Forward::run(const int32_t* tokens, int64_t T, int64_t pos, KvCache& kv, fl
   };
   grow(x_, T * C), grow(xn_, T * C), grow(q_, T * Q), grow(k_, T * KV), grow(v_, T * KV);
   grow(att_, T * Q), grow(gate_, T * F), grow(up_, T * F), grow(proj_, T * C);
-  for (auto& sc : scores_) grow(sc, pos + T);
+  for (auto& sc : scores_) grow(sc, std::min(T, kQueryBlock) * (pos + T));
 
   float* x = x_.data();  // (T, C) residual stream
   for (int64_t t = 0; t < T; ++t) {
@@ -99,20 +100,26 @@ void Forward::attention(int64_t layer, int64_t T, int64_t pos, KvCache& kv) {
   const ModelSpec& s = spec_;
   const int64_t H = s.n_head, D = s.head_dim, Q = s.q_dim();
   const int64_t group = s.n_head / s.n_head_kv;  // query heads per KV head
-  const float scale = 1.0f / std::sqrt(float(D));
-  const kernels::VectorOps& ops = kernels::vector_ops(kernels::active_isa());
-  pool_.parallel_for(T * H, [&](int64_t begin, int64_t end, int thread) {
-    float* scores = scores_[size_t(thread)].data();
+  const int64_t blocks = (T + kQueryBlock - 1) / kQueryBlock;
+  const kernels::Isa isa = kernels::active_isa();
+  const int64_t kv_stride = kv.k(layer, 1) - kv.k(layer, 0);
+  // Work items: (query block, head); one block's scores at a time per thread.
+  pool_.parallel_for(blocks * H, [&](int64_t begin, int64_t end, int thread) {
     for (int64_t i = begin; i < end; ++i) {
-      const int64_t t = i / H, h = i % H, kvh = h / group;
-      const int64_t n_keys = pos + t + 1;  // causal: keys up to and including this position
-      const float* q = q_.data() + t * Q + h * D;
-      for (int64_t j = 0; j < n_keys; ++j)
-        scores[j] = ops.dot(q, kv.k(layer, j) + kvh * D, D) * scale;
-      kernels::softmax(scores, n_keys);
-      float* out = att_.data() + t * Q + h * D;
-      std::memset(out, 0, size_t(D) * sizeof(float));
-      for (int64_t j = 0; j < n_keys; ++j) ops.axpy(scores[j], kv.v(layer, j) + kvh * D, out, D);
+      const int64_t t0 = (i / H) * kQueryBlock, h = i % H, kvh = h / group;
+      kernels::AttentionBlock b;
+      b.q = q_.data() + t0 * Q + h * D;
+      b.q_stride = Q;
+      b.nq = std::min(kQueryBlock, T - t0);
+      b.first_pos = pos + t0;
+      b.k = kv.k(layer, 0) + kvh * D;
+      b.v = kv.v(layer, 0) + kvh * D;
+      b.kv_stride = kv_stride;
+      b.head_dim = D;
+      b.scale = 1.0f / std::sqrt(float(D));
+      b.out = att_.data() + t0 * Q + h * D;
+      b.out_stride = Q;
+      kernels::attend_block(b, scores_[size_t(thread)].data(), isa);
     }
   });
 }

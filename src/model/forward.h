@@ -36,7 +36,9 @@ class Forward {
   kernels::MatmulInput input_;  // shared by the matrices that read one activation
   // Activations, sized for the largest T seen so far.
   std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, proj_, rope_cs_;
-  std::vector<std::vector<float>> scores_;  // per thread: [n_ctx]
+  // Queries per attention work item (their scores are materialized together).
+  static constexpr int64_t kQueryBlock = 16;
+  std::vector<std::vector<float>> scores_;  // per thread: [kQueryBlock x n_ctx]
 };
 
 }  // namespace memwall

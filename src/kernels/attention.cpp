@@ -1,0 +1,26 @@
+#include "kernels/attention.h"
+
+#include "kernels/gemm.h"
+#include "kernels/vector_ops.h"
+
+namespace memwall::kernels {
+
+void attend_block(const AttentionBlock& b, float* scratch, Isa isa) {
+  const int64_t n_keys = b.first_pos + b.nq;  // what the last query sees
+  const GemmKernel* qk = find_gemm_kernel(TensorType::F32, isa);
+  const VectorOps& ops = vector_ops(isa);
+  // scores[i * n_keys + j] = q_i . k_j: keys are the "weight rows".
+  qk->tile(reinterpret_cast<const uint8_t*>(b.k), size_t(b.kv_stride) * sizeof(float), n_keys,
+           reinterpret_cast<const uint8_t*>(b.q), size_t(b.q_stride) * sizeof(float), b.nq,
+           b.head_dim, scratch, n_keys);
+  for (int64_t i = 0; i < b.nq; ++i) {
+    float* row = scratch + i * n_keys;
+    const int64_t seen = b.first_pos + i + 1;
+    for (int64_t j = 0; j < seen; ++j) row[j] *= b.scale;
+    ops.softmax(row, seen);
+    for (int64_t j = seen; j < n_keys; ++j) row[j] = 0.0f;  // causal mask
+  }
+  ops.mix_rows(scratch, n_keys, b.nq, b.v, b.kv_stride, n_keys, b.head_dim, b.out, b.out_stride);
+}
+
+}  // namespace memwall::kernels

@@ -1,0 +1,32 @@
+// Causal attention for a block of consecutive queries of one head, with the
+// score matrix of the block materialized ([nq x n_keys], the caller's
+// scratch). Scores are one f32 GEMM tile (keys as the weight rows), the
+// softmax and the value mix are SIMD (vector_ops.h). K and V rows of one
+// KV head are `kv_stride` floats apart (the cache's position-major layout);
+// GQA needs no copies: every query head reads its KV head's rows in place.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/isa.h"
+
+namespace memwall::kernels {
+
+struct AttentionBlock {
+  const float* q;  // query 0 of the block; queries q_stride floats apart
+  int64_t q_stride;
+  int64_t nq;         // queries in the block
+  int64_t first_pos;  // position of query 0: query i sees keys [0, first_pos + i]
+  const float* k;     // key row 0 of this head's KV head
+  const float* v;     // value row 0
+  int64_t kv_stride;  // floats between consecutive positions' rows
+  int64_t head_dim;
+  float scale;  // usually 1 / sqrt(head_dim)
+  float* out;   // output row 0; rows out_stride floats apart
+  int64_t out_stride;
+};
+
+// scratch: at least nq * (first_pos + nq) floats.
+void attend_block(const AttentionBlock& b, float* scratch, Isa isa);
+
+}  // namespace memwall::kernels
