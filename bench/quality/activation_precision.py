@@ -430,7 +430,7 @@ def main(argv=None) -> int:
         if len(cw) < args.tokens:
             raise SystemExit("no tokens left for the calibration window")
         hm.logits(cw, observe=calib)
-    schemes = build_schemes(groups, dtype, calib)
+    schemes = list({s.name: s for s in build_schemes(groups, dtype, calib)}.values())  # groups may overlap
     R = args.reps
     kls = {s.name: [] for s in schemes}
     agree = {s.name: 0 for s in schemes}
