@@ -29,6 +29,31 @@ void quantize_activations_q8_scalar(const float* x, BlockQ8x* out, int64_t n) {
   }
 }
 
+void quantize_activations_q16_scalar(const float* x, BlockQ16x* out, int64_t n) {
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const float* xb = x + b * 32;
+    float amax = 0;
+    for (int i = 0; i < 32; ++i) amax = std::fmax(amax, std::fabs(xb[i]));
+    float d, id;
+    q16_block_scale(amax, d, id);
+    int32_t sum = 0;
+    for (int i = 0; i < 32; ++i) {
+      const int q = static_cast<int>(std::nearbyint(xb[i] * id));
+      const int hi = (q + 128) >> 8;  // arithmetic shift: floor((q + 128) / 256)
+      out[b].hi[i] = static_cast<int8_t>(hi);
+      out[b].lo[i] = static_cast<int8_t>(q - 256 * hi);
+      sum += q;
+    }
+    out[b].d = d;
+    out[b].sum = sum;
+  }
+}
+
+void quantize_activations_q16(const float* x, BlockQ16x* out, int64_t n) {
+  if (active_isa() >= Isa::kAvx512) return quantize_activations_q16_avx512(x, out, n);
+  quantize_activations_q16_scalar(x, out, n);
+}
+
 void quantize_activations_q8(const float* x, BlockQ8x* out, int64_t n) {
   switch (active_isa()) {
     case Isa::kAvx512:

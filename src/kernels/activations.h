@@ -19,4 +19,23 @@ static_assert(sizeof(BlockQ8x) == 40);
 // n is a multiple of 32. Rounds to nearest; d = max|x| / 127.
 void quantize_activations_q8(const float* x, BlockQ8x* out, int64_t n);
 
+// 16-bit activations for the fast path: per block of 32, X = round(x / d)
+// with d = max|x| / 32512, so |X| <= 32512, stored as two int8 halves
+// hi = (X + 128) >> 8 (|hi| <= 127) and lo = X - 256 hi (-128..127):
+// x ~= d * (256 hi + lo). Integer kernels take two 8-bit dot products, one
+// per half, and combine them exactly: 256 dot(w, hi) + dot(w, lo). 8-bit
+// activations alone cost the default model KL 3.7e-3 and 96% top-1 agreement;
+// these cost KL < 1e-7 (bench/results/activation_precision.md).
+// `sum` = sum of X (= 256 sum(hi) + sum(lo)), for the q4_0 / q8_0 offsets
+// and the q4_1 minimum term.
+struct BlockQ16x {
+  float d;
+  int32_t sum;
+  int8_t hi[32];
+  int8_t lo[32];
+};
+static_assert(sizeof(BlockQ16x) == 72);
+
+void quantize_activations_q16(const float* x, BlockQ16x* out, int64_t n);
+
 }  // namespace memwall::kernels

@@ -24,4 +24,29 @@ void quantize_activations_q8_avx512(const float* x, BlockQ8x* out, int64_t n) {
   }
 }
 
+void quantize_activations_q16_avx512(const float* x, BlockQ16x* out, int64_t n) {
+  const __m512i c128 = _mm512_set1_epi32(128);
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const __m512 v0 = _mm512_loadu_ps(x + b * 32);
+    const __m512 v1 = _mm512_loadu_ps(x + b * 32 + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+    float d, id;
+    q16_block_scale(amax, d, id);
+    const __m512 vid = _mm512_set1_ps(id);
+    const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, vid));
+    const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, vid));
+    const __m512i h0 = _mm512_srai_epi32(_mm512_add_epi32(q0, c128), 8);
+    const __m512i h1 = _mm512_srai_epi32(_mm512_add_epi32(q1, c128), 8);
+    const __m512i l0 = _mm512_sub_epi32(q0, _mm512_slli_epi32(h0, 8));
+    const __m512i l1 = _mm512_sub_epi32(q1, _mm512_slli_epi32(h1, 8));
+    // Both halves fit int8, so the truncating narrow (vpmovdb) is exact.
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out[b].hi), _mm512_cvtepi32_epi8(h0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out[b].hi + 16), _mm512_cvtepi32_epi8(h1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out[b].lo), _mm512_cvtepi32_epi8(l0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out[b].lo + 16), _mm512_cvtepi32_epi8(l1));
+    out[b].d = d;
+    out[b].sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+  }
+}
+
 }  // namespace memwall::kernels

@@ -21,14 +21,20 @@ const GemmKernel* const kRegistry[] = {
     &kGemmQ8_0Avx512Vnni, &kGemmQ4_0Avx512Vnni, &kGemmQ4_1Avx512Vnni,
     &kGemmQ8_0PackedScalar, &kGemmQ4_0PackedScalar, &kGemmQ4_1PackedScalar,
     &kGemmQ8_0PackedAvx512Vnni, &kGemmQ4_0PackedAvx512Vnni, &kGemmQ4_1PackedAvx512Vnni,
+    &kGemmQ8_0Q16PackedScalar, &kGemmQ4_0Q16PackedScalar, &kGemmQ4_1Q16PackedScalar,
+    &kGemmQ8_0Q16PackedAvx512Vnni, &kGemmQ4_0Q16PackedAvx512Vnni, &kGemmQ4_1Q16PackedAvx512Vnni,
 };
 // clang-format on
 
 }  // namespace
 
-const GemmKernel* find_gemm_kernel(TensorType type, Isa isa, WeightLayout layout) {
+const GemmKernel* find_gemm_kernel(TensorType type, Isa isa, WeightLayout layout,
+                                   ActivationKind activation) {
+  const bool float_format =
+      type == TensorType::F32 || type == TensorType::F16 || type == TensorType::BF16;
   const GemmKernel* best = nullptr;
   for (const GemmKernel* k : kRegistry) {
+    if (!float_format && k->activation != activation) continue;
     if (k->type != type || k->layout != layout || static_cast<int>(k->isa) > static_cast<int>(isa))
       continue;
     if (best == nullptr || static_cast<int>(k->isa) > static_cast<int>(best->isa)) best = k;

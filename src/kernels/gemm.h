@@ -19,7 +19,7 @@
 
 namespace memwall::kernels {
 
-enum class ActivationKind { kF32, kQ8 };
+enum class ActivationKind { kF32, kQ8, kQ16 };  // f32, BlockQ8x, BlockQ16x
 enum class WeightLayout { kRows, kPacked16 };
 
 struct GemmKernel {
@@ -32,7 +32,10 @@ struct GemmKernel {
 };
 
 // The best kernel for `type` and `layout` at or below `isa`; nullptr if none.
+// Row-layout kernels take f32 (float formats) or BlockQ8x activations;
+// packed ones take BlockQ8x or BlockQ16x, as `activation` asks.
 const GemmKernel* find_gemm_kernel(TensorType type, Isa isa,
-                                   WeightLayout layout = WeightLayout::kRows);
+                                   WeightLayout layout = WeightLayout::kRows,
+                                   ActivationKind activation = ActivationKind::kQ8);
 
 }  // namespace memwall::kernels

@@ -13,6 +13,7 @@ void MatmulInput::set(const float* x, int64_t T, int64_t cols) {
   T_ = T;
   cols_ = cols;
   quantized_ = false;
+  quantized16_ = false;
 }
 
 const BlockQ8x* MatmulInput::q8(ThreadPool& pool) {
@@ -30,6 +31,23 @@ const BlockQ8x* MatmulInput::q8(ThreadPool& pool) {
     quantized_ = true;
   }
   return q8_.data();
+}
+
+const BlockQ16x* MatmulInput::q16(ThreadPool& pool) {
+  if (!quantized16_) {
+    const int64_t blocks = cols_ / 32;
+    if (q16_.size() < size_t(T_ * blocks)) q16_.resize(size_t(T_ * blocks));
+    pool.parallel_for(
+        T_,
+        [&](int64_t b, int64_t e, int) {
+          for (int64_t t = b; t < e; ++t) {
+            quantize_activations_q16(x_ + t * cols_, q16_.data() + t * blocks, cols_);
+          }
+        },
+        8);
+    quantized16_ = true;
+  }
+  return q16_.data();
 }
 
 namespace {
@@ -75,24 +93,40 @@ void matmul_group(ThreadPool& pool, const std::vector<MatmulOutput>& group, Matm
     size_t x_stride;
   };
   std::vector<Plan> plans(group.size());
-  bool need_q8 = false;
+  bool need_q8 = false, need_q16 = false;
   for (size_t i = 0; i < group.size(); ++i) {
     const MatrixView& w = *group[i].w;
-    const bool use_kernel = precision == Precision::kFast || is_float_format(w.type);
-    plans[i].kernel = nullptr;
-    plans[i].packed = false;
-    if (precision == Precision::kFast && w.packed != nullptr) {
-      plans[i].kernel = find_gemm_kernel(w.type, isa, WeightLayout::kPacked16);
-      plans[i].packed = plans[i].kernel != nullptr;
+    Plan& p = plans[i];
+    p.kernel = nullptr;
+    p.packed = false;
+    if (is_float_format(w.type)) {
+      p.kernel = find_gemm_kernel(w.type, isa);
+    } else if (precision != Precision::kExact) {
+      // kFast wants 16-bit activations, which only packed kernels take;
+      // without them it keeps the exact path (weight_packing.cpp says so).
+      const ActivationKind act =
+          precision == Precision::kFast ? ActivationKind::kQ16 : ActivationKind::kQ8;
+      if (w.packed != nullptr) {
+        p.kernel = find_gemm_kernel(w.type, isa, WeightLayout::kPacked16, act);
+        p.packed = p.kernel != nullptr;
+      }
+      if (p.kernel == nullptr && precision == Precision::kInt8) {
+        p.kernel = find_gemm_kernel(w.type, isa);
+      }
     }
-    if (use_kernel && plans[i].kernel == nullptr) plans[i].kernel = find_gemm_kernel(w.type, isa);
-    if (plans[i].kernel && plans[i].kernel->activation == ActivationKind::kQ8) need_q8 = true;
+    if (p.kernel && p.kernel->activation == ActivationKind::kQ8) need_q8 = true;
+    if (p.kernel && p.kernel->activation == ActivationKind::kQ16) need_q16 = true;
   }
   const BlockQ8x* q8 = need_q8 ? x.q8(pool) : nullptr;
+  const BlockQ16x* q16 = need_q16 ? x.q16(pool) : nullptr;
   for (Plan& p : plans) {
-    if (p.kernel && p.kernel->activation == ActivationKind::kQ8) {
+    const ActivationKind act = p.kernel ? p.kernel->activation : ActivationKind::kF32;
+    if (act == ActivationKind::kQ8) {
       p.xbytes = reinterpret_cast<const uint8_t*>(q8);
       p.x_stride = size_t(x.cols() / 32) * sizeof(BlockQ8x);
+    } else if (act == ActivationKind::kQ16) {
+      p.xbytes = reinterpret_cast<const uint8_t*>(q16);
+      p.x_stride = size_t(x.cols() / 32) * sizeof(BlockQ16x);
     } else {
       p.xbytes = reinterpret_cast<const uint8_t*>(x.f32());
       p.x_stride = size_t(x.cols()) * sizeof(float);

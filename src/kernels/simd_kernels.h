@@ -14,6 +14,8 @@ namespace memwall::kernels {
 void quantize_activations_q8_scalar(const float* x, BlockQ8x* out, int64_t n);
 void quantize_activations_q8_avx2(const float* x, BlockQ8x* out, int64_t n);
 void quantize_activations_q8_avx512(const float* x, BlockQ8x* out, int64_t n);
+void quantize_activations_q16_scalar(const float* x, BlockQ16x* out, int64_t n);
+void quantize_activations_q16_avx512(const float* x, BlockQ16x* out, int64_t n);
 
 // Every kernel, one per (format, ISA). gemm.cpp lists them in its registry.
 extern const GemmKernel kGemmF32Scalar, kGemmF16Scalar, kGemmBf16Scalar;
@@ -23,9 +25,13 @@ extern const GemmKernel kGemmQ8_0Avx2, kGemmQ4_0Avx2, kGemmQ4_1Avx2;
 extern const GemmKernel kGemmF32Avx512, kGemmF16Avx512, kGemmBf16Avx512;
 extern const GemmKernel kGemmQ8_0Avx512, kGemmQ4_0Avx512, kGemmQ4_1Avx512;
 extern const GemmKernel kGemmQ8_0Avx512Vnni, kGemmQ4_0Avx512Vnni, kGemmQ4_1Avx512Vnni;
-// Packed layout (packed_weights.h).
+// Packed layout (packed_weights.h), with BlockQ8x and with BlockQ16x activations.
 extern const GemmKernel kGemmQ8_0PackedScalar, kGemmQ4_0PackedScalar, kGemmQ4_1PackedScalar;
 extern const GemmKernel kGemmQ8_0PackedAvx512Vnni, kGemmQ4_0PackedAvx512Vnni,
     kGemmQ4_1PackedAvx512Vnni;
+extern const GemmKernel kGemmQ8_0Q16PackedScalar, kGemmQ4_0Q16PackedScalar,
+    kGemmQ4_1Q16PackedScalar;
+extern const GemmKernel kGemmQ8_0Q16PackedAvx512Vnni, kGemmQ4_0Q16PackedAvx512Vnni,
+    kGemmQ4_1Q16PackedAvx512Vnni;
 
 }  // namespace memwall::kernels

@@ -22,5 +22,16 @@ inline void q8_block_scale(float amax, float& d, float& id) {
   id = 1.0f / d;
 }
 
+// The same for BlockQ16x (activations.h): d = max|x| / 32512.
+inline void q16_block_scale(float amax, float& d, float& id) {
+  if (!(amax >= kQ8MinMax)) {
+    d = 0.0f;
+    id = 0.0f;
+    return;
+  }
+  d = amax / 32512.0f;
+  id = 1.0f / d;
+}
+
 }  // namespace
 }  // namespace memwall::kernels

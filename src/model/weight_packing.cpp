@@ -1,6 +1,8 @@
 #include "model/weight_packing.h"
 
 #include <chrono>
+#include <cstdio>
+#include <string>
 #include <vector>
 
 #include "kernels/gemm.h"
@@ -78,8 +80,22 @@ PackStats pack_weights(Model& model, ThreadPool& pool, kernels::Isa isa) {
 }
 
 PackStats prepare_weights(Model& model, ThreadPool& pool, kernels::Precision precision) {
-  if (precision != kernels::Precision::kFast) return {};
-  return pack_weights(model, pool, kernels::active_isa());
+  if (precision == kernels::Precision::kExact) return {};
+  const kernels::Isa isa = kernels::active_isa();
+  if (precision == kernels::Precision::kFast) {
+    const kernels::GemmKernel* k =
+        kernels::find_gemm_kernel(TensorType::Q4_0, isa, kernels::WeightLayout::kPacked16,
+                                  kernels::ActivationKind::kQ16);
+    if (k == nullptr || k->isa == kernels::Isa::kScalar) {
+      std::fprintf(stderr,
+                   "note: no 16-bit activation kernels for %s (they need AVX-512 VNNI): "
+                   "--precision fast runs the exact path here; --precision int8 is faster "
+                   "at lower quality\n",
+                   std::string(kernels::isa_name(isa)).c_str());
+      return {};
+    }
+  }
+  return pack_weights(model, pool, isa);
 }
 
 }  // namespace memwall

@@ -19,8 +19,9 @@ namespace memwall {
 // has no packed kernels (then PackStats is zero).
 PackStats pack_weights(Model& model, ThreadPool& pool, kernels::Isa isa);
 
-// What every command runs after loading: packs for the active ISA when the
-// precision is fast (the exact path reads the file's rows), else nothing.
+// What every command runs after loading: packs for the active ISA unless the
+// precision is exact (which reads the file's rows). When the CPU lacks the
+// 16-bit activation kernels kFast runs the exact path: says so on stderr.
 PackStats prepare_weights(Model& model, ThreadPool& pool, kernels::Precision precision);
 
 }  // namespace memwall

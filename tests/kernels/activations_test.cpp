@@ -1,6 +1,6 @@
-// quantize_activations_q8: every target produces the scalar version's blocks
-// bit for bit, and the scalar version rounds to nearest (ties to even) with
-// d = max|x| / 127 and sum = sum of qs.
+// quantize_activations_q8 / _q16: every target produces the scalar version's
+// blocks bit for bit, and the scalar version rounds to nearest (ties to even)
+// with d = max|x| / 127 (q8) or / 32512 (q16, split into int8 halves).
 #include "kernels/activations.h"
 
 #include <gtest/gtest.h>
@@ -125,6 +125,60 @@ TEST(QuantizeQ8Scalar, RoundsToNearestEvenWithinHalfAStep) {
   for (int64_t b : {1, 4}) {
     EXPECT_EQ(q[size_t(b)].d, 0.0f);
     EXPECT_EQ(q[size_t(b)].sum, 0);
+  }
+}
+
+class QuantizeQ16Test : public ::testing::TestWithParam<Isa> {
+ protected:
+  void TearDown() override { reset_isa(); }
+};
+
+TEST_P(QuantizeQ16Test, EqualsScalarBitForBit) {
+  const Isa isa = GetParam();
+  if (!isa_supported(isa)) GTEST_SKIP() << "this CPU does not support " << isa_name(isa);
+  force_isa(isa);
+  for (uint32_t seed = 1; seed <= 4; ++seed) {
+    for (int64_t blocks : {1, 7, 250}) {
+      const std::vector<float> x = hard_inputs(blocks, seed * 31 + uint32_t(blocks));
+      std::vector<float> buf(x.size() + 17);
+      float* xu = buf.data() + 1;
+      std::memcpy(xu, x.data(), x.size() * 4);
+      std::vector<BlockQ16x> got(static_cast<size_t>(blocks)), want(static_cast<size_t>(blocks));
+      quantize_activations_q16(xu, got.data(), blocks * 32);
+      quantize_activations_q16_scalar(x.data(), want.data(), blocks * 32);
+      for (int64_t b = 0; b < blocks; ++b) {
+        ASSERT_EQ(std::memcmp(&got[size_t(b)], &want[size_t(b)], sizeof(BlockQ16x)), 0)
+            << isa_name(isa) << " block " << b << " seed " << seed;
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTargets, QuantizeQ16Test, ::testing::ValuesIn(kTargets),
+                         [](const auto& info) { return std::string(isa_name(info.param)); });
+
+TEST(QuantizeQ16Scalar, HalvesRebuildTheRoundedValue) {
+  const std::vector<float> x = hard_inputs(70, 5);
+  std::vector<BlockQ16x> q(70);
+  quantize_activations_q16_scalar(x.data(), q.data(), 70 * 32);
+  for (int64_t b = 0; b < 70; ++b) {
+    const BlockQ16x& blk = q[size_t(b)];
+    float amax = 0;
+    for (int i = 0; i < 32; ++i) amax = std::fmax(amax, std::fabs(x[size_t(b * 32 + i)]));
+    EXPECT_EQ(blk.d, amax < 1e-30f ? 0.0f : amax / 32512.0f) << b;
+    int32_t sum = 0;
+    for (int i = 0; i < 32; ++i) {
+      const int32_t v = 256 * blk.hi[i] + blk.lo[i];
+      EXPECT_LE(std::abs(int(blk.hi[i])), 127);
+      EXPECT_LE(std::abs(v), 32512);
+      if (blk.d != 0) {
+        // Half a step, plus the float rounding of x * (1 / d) at |X| ~ 2^15.
+        const double xi = x[size_t(b * 32 + i)];
+        EXPECT_LE(std::fabs(xi - double(blk.d) * v), blk.d * 0.5 + std::fabs(xi) * 2.4e-7) << b;
+      }
+      sum += v;
+    }
+    EXPECT_EQ(blk.sum, sum) << b;
   }
 }
 

@@ -4,10 +4,12 @@
 // the micro-tile width, every quant value (q8_0's -128 included), and the
 // outputs outside the tile left untouched.
 //
-// The scalar packed kernel runs the row kernel's arithmetic in the same order,
-// so it must agree bit for bit: that proves packing loses nothing. SIMD ones
-// compute each block exactly in integers and reorder only the float
-// accumulation, so they are held to 1e-5 of sum |terms|.
+// With 8-bit activations the scalar packed kernel runs the row kernel's
+// arithmetic in the same order, so it must agree bit for bit: that proves
+// packing loses nothing. SIMD ones compute each block exactly in integers and
+// reorder only the float accumulation, so they are held to 1e-5 of
+// sum |terms|; so are 16-bit activations, against a double-precision sum of
+// dequantized weights times d * (256 hi + lo).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -29,19 +31,22 @@ namespace {
 struct Param {
   TensorType type;
   Isa isa;
+  ActivationKind act;  // kQ8 or kQ16
 };
 
 std::string param_name(const ::testing::TestParamInfo<Param>& info) {
   return std::string(tensor_type_name(info.param.type)) + "_" +
-         std::string(isa_name(info.param.isa));
+         std::string(isa_name(info.param.isa)) +
+         (info.param.act == ActivationKind::kQ16 ? "_q16" : "_q8");
 }
 
 class PackedGemmTest : public ::testing::TestWithParam<Param> {};
 
-TEST_P(PackedGemmTest, EqualsRowScalarKernel) {
-  const auto [type, isa] = GetParam();
+TEST_P(PackedGemmTest, EqualsReference) {
+  const auto [type, isa, act] = GetParam();
+  const bool q16 = act == ActivationKind::kQ16;
   if (!isa_supported(isa)) GTEST_SKIP() << "this CPU does not support " << isa_name(isa);
-  const GemmKernel* k = find_gemm_kernel(type, isa, WeightLayout::kPacked16);
+  const GemmKernel* k = find_gemm_kernel(type, isa, WeightLayout::kPacked16, act);
   ASSERT_NE(k, nullptr);
   if (k->isa != isa) GTEST_SKIP() << "no packed " << isa_name(isa) << " kernel";
   const GemmKernel* ref = find_gemm_kernel(type, Isa::kScalar);
@@ -78,21 +83,38 @@ TEST_P(PackedGemmTest, EqualsRowScalarKernel) {
 
         const int64_t nb = n / 32;
         std::vector<BlockQ8x> x(size_t(T * nb));
+        std::vector<BlockQ16x> x16(size_t(T * nb));
         std::vector<float> xf(static_cast<size_t>(n)), used(static_cast<size_t>(T * n));
         for (int64_t t = 0; t < T; ++t) {
           for (auto& v : xf) v = 2.0f * dist(rng);
           quantize_activations_q8_scalar(xf.data(), x.data() + t * nb, n);
+          quantize_activations_q16_scalar(xf.data(), x16.data() + t * nb, n);
           for (int64_t c = 0; c < n; ++c) {
             const BlockQ8x& b = x[size_t(t * nb + c / 32)];
-            used[size_t(t * n + c)] = b.d * b.qs[c % 32];
+            const BlockQ16x& b16 = x16[size_t(t * nb + c / 32)];
+            used[size_t(t * n + c)] =
+                q16 ? b16.d * float(256 * b16.hi[c % 32] + b16.lo[c % 32]) : b.d * b.qs[c % 32];
           }
         }
-        const auto* xb = reinterpret_cast<const uint8_t*>(x.data());
-        const size_t x_stride = size_t(nb) * sizeof(BlockQ8x);
+        const auto* xb = q16 ? reinterpret_cast<const uint8_t*>(x16.data())
+                             : reinterpret_cast<const uint8_t*>(x.data());
+        const size_t x_stride = size_t(nb) * (q16 ? sizeof(BlockQ16x) : sizeof(BlockQ8x));
         const int64_t ldy = R + 2;
         std::vector<float> y(size_t(T * ldy), NAN), y_ref(size_t(T * ldy), NAN);
         k->tile(packed.data(), shape.group_bytes, R, xb, x_stride, T, n, y.data(), ldy);
-        ref->tile(w.data(), w_stride, R, xb, x_stride, T, n, y_ref.data(), ldy);
+        if (q16) {  // no row kernel takes BlockQ16x: a double-precision sum instead
+          for (int64_t t = 0; t < T; ++t) {
+            for (int64_t r = 0; r < R; ++r) {
+              double acc = 0;
+              for (int64_t c = 0; c < n; ++c) {
+                acc += double(deq[size_t(r * n + c)]) * used[size_t(t * n + c)];
+              }
+              y_ref[size_t(t * ldy + r)] = float(acc);
+            }
+          }
+        } else {
+          ref->tile(w.data(), w_stride, R, xb, x_stride, T, n, y_ref.data(), ldy);
+        }
         for (int64_t t = 0; t < T; ++t) {
           for (int64_t r = 0; r < ldy; ++r) {
             const size_t i = size_t(t * ldy + r);
@@ -100,7 +122,7 @@ TEST_P(PackedGemmTest, EqualsRowScalarKernel) {
               ASSERT_TRUE(std::isnan(y[i])) << "wrote outside the tile at r=" << r;
               continue;
             }
-            if (isa == Isa::kScalar) {
+            if (isa == Isa::kScalar && !q16) {
               ASSERT_EQ(y[i], y_ref[i]) << "n=" << n << " R=" << R << " T=" << T << " r=" << r;
               continue;
             }
@@ -125,7 +147,9 @@ TEST_P(PackedGemmTest, EqualsRowScalarKernel) {
 std::vector<Param> all_params() {
   std::vector<Param> p;
   for (TensorType t : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q8_0}) {
-    for (Isa i : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni}) p.push_back({t, i});
+    for (Isa i : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni}) {
+      for (ActivationKind a : {ActivationKind::kQ8, ActivationKind::kQ16}) p.push_back({t, i, a});
+    }
   }
   return p;
 }

@@ -1,8 +1,10 @@
-"""The fast path (8-bit activations meeting quantized weights) against the
-exact path (f32 activations, itself checked against the numpy reference) on
-the real default model: mean KL-divergence of next-token distributions
+"""The fast path (16-bit integer activations meeting quantized weights) against
+the exact path (f32 activations, itself checked against the numpy reference)
+on the real default model: mean KL-divergence of next-token distributions
 <= 1e-3 and teacher-forced top-1 agreement >= 99% over 2048 positions of
-WikiText-2 (issue "Fast CPU kernels")."""
+WikiText-2 (issue "Fast CPU kernels"). 8-bit activations (--precision int8)
+give KL ~3.5e-3 and ~96% top-1 here (bench/results/activation_precision.md),
+which is why fast uses 16 bits."""
 import os
 import subprocess
 
@@ -21,10 +23,6 @@ def log_softmax(x):
     return x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
 
 
-# 8-bit activations measured here: mean KL 3.0e-3, top-1 96.6% (scalar and SIMD
-# kernels alike), so the fast path is not the default yet. Strict: this fails
-# as soon as the fast path meets the bound, to flip the default then.
-@pytest.mark.xfail(strict=True, reason="8-bit activations give mean KL ~3e-3 > 1e-3 (issue 3)")
 def test_fast_path_matches_exact_path(memwall_bin, model_path, tmp_path):
     default_model = model_path
     with open(TEXT, encoding="utf-8") as f:
@@ -42,8 +40,11 @@ def test_fast_path_matches_exact_path(memwall_bin, model_path, tmp_path):
         logits = {}
         for precision in ("exact", "fast"):
             out = tmp_path / f"{precision}.npy"
-            subprocess.run([str(memwall_bin), "logits", "-m", str(default_model), "--tokens", window,
-                            "--precision", precision, "-o", str(out)], check=True, capture_output=True)
+            r = subprocess.run([str(memwall_bin), "logits", "-m", str(default_model), "--tokens",
+                                window, "--precision", precision, "-o", str(out)], check=True,
+                               capture_output=True, text=True)
+            if "runs the exact path here" in r.stderr:
+                pytest.skip("this CPU has no 16-bit activation kernels: fast is the exact path")
             logits[precision] = np.load(out)
         p_log = log_softmax(logits["exact"])
         q_log = log_softmax(logits["fast"])

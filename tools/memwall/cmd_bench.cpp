@@ -306,9 +306,7 @@ const CommandRegistration kBench{
           ->capture_default_str();
       sub.add_option("--ctx", opt->ctx, "Context size (0: prompt + generation)")
           ->capture_default_str();
-      sub.add_option("--precision", opt->precision,
-                     "exact, or fast (8-bit activations meet quantized weights)")
-          ->capture_default_str();
+      sub.add_option("--precision", opt->precision, kPrecisionHelp)->capture_default_str();
       sub.add_option("--seed", opt->seed, "Seed of the pseudo-random prompt")
           ->capture_default_str();
       sub.add_flag("--json", opt->json, "Print one JSON object instead of the table");

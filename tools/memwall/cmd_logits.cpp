@@ -47,8 +47,7 @@ const CommandRegistration kLogits{
           ->required();
       sub.add_option("-o,--output", opt->out, "Output .npy path ([T, V] float32)")->required();
       sub.add_option("-t,--threads", opt->threads, "Threads (default: physical cores)");
-      sub.add_option("--precision", opt->precision, "exact (f32 activations) or fast")
-          ->capture_default_str();
+      sub.add_option("--precision", opt->precision, kPrecisionHelp)->capture_default_str();
       return [opt] { return run_logits(*opt); };
     }};
 

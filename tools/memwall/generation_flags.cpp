@@ -37,9 +37,7 @@ void add_generation_flags(CLI::App& sub, GenerationFlags& f) {
                  "Random seed (default: random; same seed, same output)")
       ->each([&f](const std::string&) { f.seed_given = true; });
   sub.add_flag("--ignore-eos", f.ignore_eos, "Do not stop at end-of-generation tokens");
-  sub.add_option("--precision", f.precision,
-                 "fast: 8-bit activations meet quantized weights; exact: f32 activations")
-      ->capture_default_str();
+  sub.add_option("--precision", f.precision, kPrecisionHelp)->capture_default_str();
 }
 
 SamplerConfig sampler_config(const GenerationFlags& f) {
@@ -59,7 +57,8 @@ void print_seed(const GenerationFlags& f, const SamplerConfig& c) {
 kernels::Precision parse_precision(const std::string& name) {
   if (name == "fast") return kernels::Precision::kFast;
   if (name == "exact") return kernels::Precision::kExact;
-  fail("--precision must be fast or exact, not '", name, "'");
+  if (name == "int8") return kernels::Precision::kInt8;
+  fail("--precision must be fast, exact or int8, not '", name, "'");
 }
 
 int resolved_threads(const GenerationFlags& f) {
