@@ -285,6 +285,16 @@ def bench_model(key, path, a, facts, bw_isa, logdir):
         engines.append(mw)
         mw.wait_ready()
         log(f"{key}: memwall loaded and warmed up ({time.monotonic() - t0:.0f} s)")
+        m8 = None
+        if a.also_int8 and a.precision != "int8":
+            t0 = time.monotonic()
+            m8_cmd = [a.memwall, "bench", "-m", path, "--json", "--harness", "--precision",
+                      "int8"] + common
+            result["memwall_int8_cmd"] = m8_cmd
+            m8 = Engine("memwall-int8", m8_cmd, os.path.join(logdir, f"{key}.memwall-int8.log"))
+            engines.append(m8)
+            m8.wait_ready()
+            log(f"{key}: memwall (int8) loaded and warmed up ({time.monotonic() - t0:.0f} s)")
         ll = None
         if not a.no_llama:
             t0 = time.monotonic()
@@ -299,7 +309,7 @@ def bench_model(key, path, a, facts, bw_isa, logdir):
                 if waited >= 1.5:
                     log(f"{key}: waited {waited:.0f} s for a quiet machine (outside load {load:.2f} CPUs)")
             result["bandwidth_GBps"].append(bandwidth_probe(a.micro, bw_isa, a.threads))
-            order = [mw, ll] if rep % 2 == 0 else [ll, mw]
+            order = [mw, m8, ll] if rep % 2 == 0 else [ll, m8, mw]
             pair = {}
             for e in order:
                 if e is None:
@@ -312,6 +322,8 @@ def bench_model(key, path, a, facts, bw_isa, logdir):
             log(f"{key} rep {rep + 1}/{a.reps}: bw {result['bandwidth_GBps'][-1]:.1f} GB/s | {msg}")
         result["bandwidth_GBps"].append(bandwidth_probe(a.micro, bw_isa, a.threads))
         result["memwall"] = mw.finish()
+        if m8:
+            result["memwall_int8"] = m8.finish()
         if ll:
             result["llama"] = ll.finish()
     except (RuntimeError, OSError, ValueError, subprocess.CalledProcessError) as e:
@@ -347,6 +359,12 @@ def derive(res, a):
             ll, f["llama_kv_bytes_per_position"])
         res["ratio"] = {k: mw[f"{k}_tokens_per_s"] / ll[f"{k}_tokens_per_s"]
                         for k in ("prefill", "decode")}
+        if "memwall_int8" in res:
+            m8 = res["memwall_int8"]
+            res["ratio_int8"] = {k: m8[f"{k}_tokens_per_s"] / ll[f"{k}_tokens_per_s"]
+                                 for k in ("prefill", "decode")}
+            res["memwall_int8_bytes_per_token"], res["memwall_int8_roofline"] = roofline(
+                m8, m8["kv_bytes_per_position"])
         paired = {k: [p["memwall"][f"{k}_tokens_per_s"] / p["llama.cpp"][f"{k}_tokens_per_s"]
                       for p in res["pairs"] if "memwall" in p and "llama.cpp" in p]
                   for k in ("prefill", "decode")}
@@ -586,6 +604,14 @@ def write_report(path, a, mach, micro, results, profile, timing, command):
                 return f"{r['ratio'][k]:.2f}x{rng}"
             w(f"| **memwall / llama.cpp** | **{ratio_cell('prefill')}** | **{ratio_cell('decode')}** | "
               f"{mw['peak_rss_bytes'] / ll['peak_rss_bytes']:.2f}x | | |")
+            if "memwall_int8" in r:
+                m8 = r["memwall_int8"]
+                w(f"| memwall, `--precision int8` | {fmt_tps(m8['prefill_tokens_per_s_spread'])} | "
+                  f"{fmt_tps(m8['decode_tokens_per_s_spread'])} | {mib(m8['peak_rss_bytes'])} | "
+                  f"{r['memwall_int8_bytes_per_token'] / 1e6:.1f} MB | "
+                  f"{r['memwall_int8_roofline']:.1%} |")
+                w(f"| memwall int8 / llama.cpp | {r['ratio_int8']['prefill']:.2f}x | "
+                  f"{r['ratio_int8']['decode']:.2f}x | | | |")
         w("")
         if r.get("bandwidth"):
             b = r["bandwidth"]
@@ -742,9 +768,12 @@ def main():
                          "processes to use < --quiet-threshold CPUs (0: do not wait)")
     ap.add_argument("--quiet-threshold", type=float, default=0.2,
                     help="outside load (CPUs) under which a rep counts as quiet")
-    ap.add_argument("--precision", default="fast", choices=["fast", "exact"],
-                    help="memwall's matmul precision (fast: 8-bit activations, as llama.cpp's "
-                         "quantized matmuls do)")
+    ap.add_argument("--also-int8", action=argparse.BooleanOptionalAction, default=True,
+                    help="also run memwall --precision int8 (8-bit activations, as llama.cpp) "
+                         "in the same alternation")
+    ap.add_argument("--precision", default="fast", choices=["fast", "exact", "int8"],
+                    help="memwall's matmul precision (fast: 16-bit integer activations, the "
+                         "default; int8: 8-bit, as llama.cpp's quantized matmuls)")
     ap.add_argument("--no-llama", action="store_true", help="memwall only")
     ap.add_argument("--skip-micro", action="store_true")
     ap.add_argument("--micro-filter", default=None, help="Google Benchmark filter for the micro run")

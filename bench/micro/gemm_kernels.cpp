@@ -53,6 +53,7 @@ struct Workload {
   Buffer weights;
   std::vector<float> x;  // [256 x cols]
   std::vector<BlockQ8x> xq;
+  std::vector<kernels::BlockQ16x> xq16;
   const uint8_t* matrix(int i) const { return weights.get() + size_t(i) * matrix_bytes; }
 };
 
@@ -106,9 +107,12 @@ Workload* workload(TensorType type, Shape shape, kernels::WeightLayout layout) {
   for (float& v : w->x) v = act(rng);
   const int64_t blocks = shape.cols / 32;
   w->xq.resize(size_t(kMaxT * blocks));
+  w->xq16.resize(size_t(kMaxT * blocks));
   for (int64_t t = 0; t < kMaxT; ++t) {
     kernels::quantize_activations_q8(w->x.data() + t * shape.cols, w->xq.data() + t * blocks,
                                      shape.cols);
+    kernels::quantize_activations_q16(w->x.data() + t * shape.cols, w->xq16.data() + t * blocks,
+                                      shape.cols);
   }
   current = std::move(w);
   return current.get();
@@ -122,6 +126,7 @@ ThreadPool& pool_of(int threads) {
 
 struct Case {
   kernels::WeightLayout layout;
+  ActivationKind act;  // for quantized formats: kQ8, or kQ16 (packed only)
   TensorType type;
   Isa isa;  // the target forced while the kernel runs
   Shape shape;
@@ -131,7 +136,7 @@ struct Case {
 
 void BM_Gemm(benchmark::State& state, Case c) {
   kernels::force_isa(c.isa);
-  const GemmKernel* k = kernels::find_gemm_kernel(c.type, c.isa, c.layout);
+  const GemmKernel* k = kernels::find_gemm_kernel(c.type, c.isa, c.layout, c.act);
   Workload* w = k ? workload(c.type, c.shape, c.layout) : nullptr;
   if (!k || !w) {
     state.SkipWithError(k ? "cannot allocate the weights" : "no kernel for this format");
@@ -140,9 +145,13 @@ void BM_Gemm(benchmark::State& state, Case c) {
   }
   const int64_t R = c.shape.rows, n = c.shape.cols, T = c.T;
   const bool q8 = k->activation == ActivationKind::kQ8;
-  const auto* x = q8 ? reinterpret_cast<const uint8_t*>(w->xq.data())
-                     : reinterpret_cast<const uint8_t*>(w->x.data());
-  const size_t x_stride = q8 ? size_t(n / 32) * sizeof(BlockQ8x) : size_t(n) * sizeof(float);
+  const bool q16 = k->activation == ActivationKind::kQ16;
+  const auto* x = q8    ? reinterpret_cast<const uint8_t*>(w->xq.data())
+                  : q16 ? reinterpret_cast<const uint8_t*>(w->xq16.data())
+                        : reinterpret_cast<const uint8_t*>(w->x.data());
+  const size_t x_stride = q8    ? size_t(n / 32) * sizeof(BlockQ8x)
+                          : q16 ? size_t(n / 32) * sizeof(kernels::BlockQ16x)
+                                : size_t(n) * sizeof(float);
   std::vector<float> y(size_t(T * R));
   ThreadPool* pool = c.threads > 1 ? &pool_of(c.threads) : nullptr;
   int copy = 0;
@@ -174,7 +183,9 @@ void BM_Gemm(benchmark::State& state, Case c) {
   state.counters["threads"] = c.threads;
   state.SetLabel(std::string(tensor_type_name(c.type)) + " " +
                  std::string(kernels::isa_name(k->isa)) + (packed ? " packed16" : "") +
-                 (q8 ? " q8-activations" : " f32-activations"));
+                 (q8    ? " q8-activations"
+                  : q16 ? " q16-activations"
+                        : " f32-activations"));
   kernels::reset_isa();
 }
 
@@ -186,15 +197,23 @@ void register_gemm_benchmarks() {
   const Isa isas[] = {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni};
   const Shape shapes[] = {{2048, 8192}, {8192, 2048}};
   using kernels::WeightLayout;
-  for (WeightLayout layout : {WeightLayout::kRows, WeightLayout::kPacked16})
+  struct Variant {
+    WeightLayout layout;
+    ActivationKind act;
+    const char* suffix;
+  };
+  const Variant variants[] = {{WeightLayout::kRows, ActivationKind::kQ8, ""},
+                              {WeightLayout::kPacked16, ActivationKind::kQ8, "-packed16"},
+                              {WeightLayout::kPacked16, ActivationKind::kQ16, "-packed16-q16"}};
+  for (const Variant& v : variants) {
     for (TensorType type : types) {
-      if (layout == WeightLayout::kPacked16 && !kernels::packable(type)) continue;
+      if (v.layout == WeightLayout::kPacked16 && !kernels::packable(type)) continue;
       for (Shape shape : shapes) {
         // Distinct kernels for this format, the lowest forced target naming each.
         std::vector<std::pair<Isa, const GemmKernel*>> kernels_seen;
         for (Isa isa : isas) {
           if (!kernels::isa_supported(isa)) continue;
-          const GemmKernel* k = kernels::find_gemm_kernel(type, isa, layout);
+          const GemmKernel* k = kernels::find_gemm_kernel(type, isa, v.layout, v.act);
           if (!k) continue;
           bool dup = false;
           for (auto& [i, seen] : kernels_seen) dup |= seen == k;
@@ -204,14 +223,13 @@ void register_gemm_benchmarks() {
           for (int64_t T : {int64_t(1), int64_t(64), int64_t(256)}) {
             for (int threads : {1, 2}) {
               if (threads == 2 && T != 1) continue;  // prefill tiles: single-threaded
-              const std::string name = "gemm/" + std::string(tensor_type_name(type)) +
-                                       (layout == WeightLayout::kPacked16 ? "-packed16" : "") +
+              const std::string name = "gemm/" + std::string(tensor_type_name(type)) + v.suffix +
                                        "/" + std::string(kernels::isa_name(k->isa)) + "/" +
                                        std::to_string(shape.rows) + "x" +
                                        std::to_string(shape.cols) + "/T:" + std::to_string(T) +
                                        "/threads:" + std::to_string(threads);
-              auto* b = benchmark::RegisterBenchmark(name.c_str(), BM_Gemm,
-                                                     Case{layout, type, isa, shape, T, threads});
+              auto* b = benchmark::RegisterBenchmark(
+                  name.c_str(), BM_Gemm, Case{v.layout, v.act, type, isa, shape, T, threads});
               b->UseRealTime()->Unit(benchmark::kMillisecond);
               // Slow (scalar) prefill tiles take seconds per call: a few calls suffice.
               b->MinTime(T == 1 ? 0.5 : 0.2);
@@ -220,6 +238,7 @@ void register_gemm_benchmarks() {
         }
       }
     }
+  }
 }
 
 }  // namespace memwall::bench
