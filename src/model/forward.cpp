@@ -102,7 +102,7 @@ void Forward::attention(int64_t layer, int64_t T, int64_t pos, KvCache& kv) {
   const int64_t group = s.n_head / s.n_head_kv;  // query heads per KV head
   const int64_t blocks = (T + kQueryBlock - 1) / kQueryBlock;
   const kernels::Isa isa = kernels::active_isa();
-  const int64_t kv_stride = kv.k(layer, 1) - kv.k(layer, 0);
+  const int64_t kv_stride = kv.row_stride();
   // Work items: (query block, head); one block's scores at a time per thread.
   pool_.parallel_for(blocks * H, [&](int64_t begin, int64_t end, int thread) {
     for (int64_t i = begin; i < end; ++i) {
