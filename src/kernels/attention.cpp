@@ -6,7 +6,7 @@
 namespace memwall::kernels {
 
 void attend_block(const AttentionBlock& b, float* scratch, Isa isa) {
-  const int64_t n_keys = b.first_pos + b.nq;  // what the last query sees
+  const int64_t n_keys = b.first_pos + (b.nq - 1) * b.step + 1;  // what the last query sees
   const GemmKernel* qk = find_gemm_kernel(TensorType::F32, isa);
   const VectorOps& ops = vector_ops(isa);
   // scores[i * n_keys + j] = q_i . k_j: keys are the "weight rows".
@@ -15,7 +15,7 @@ void attend_block(const AttentionBlock& b, float* scratch, Isa isa) {
            b.head_dim, scratch, n_keys);
   for (int64_t i = 0; i < b.nq; ++i) {
     float* row = scratch + i * n_keys;
-    const int64_t seen = b.first_pos + i + 1;
+    const int64_t seen = b.first_pos + i * b.step + 1;
     for (int64_t j = 0; j < seen; ++j) row[j] *= b.scale;
     ops.softmax(row, seen);
     for (int64_t j = seen; j < n_keys; ++j) row[j] = 0.0f;  // causal mask

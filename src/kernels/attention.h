@@ -16,7 +16,9 @@ struct AttentionBlock {
   const float* q;  // query 0 of the block; queries q_stride floats apart
   int64_t q_stride;
   int64_t nq;         // queries in the block
-  int64_t first_pos;  // position of query 0: query i sees keys [0, first_pos + i]
+  int64_t first_pos;  // position of query 0: query i sees keys [0, first_pos + i * step]
+  int64_t step = 1;   // 1: queries are consecutive tokens; 0: query heads of one
+                      // token that share a KV head (GQA decode reads K and V once)
   const float* k;     // key row 0 of this head's KV head
   const float* v;     // value row 0
   int64_t kv_stride;  // floats between consecutive positions' rows
@@ -26,7 +28,7 @@ struct AttentionBlock {
   int64_t out_stride;
 };
 
-// scratch: at least nq * (first_pos + nq) floats.
+// scratch: at least nq * (first_pos + (nq - 1) * step + 1) floats.
 void attend_block(const AttentionBlock& b, float* scratch, Isa isa);
 
 }  // namespace memwall::kernels

@@ -128,8 +128,12 @@ void mix_rows(const float* p, int64_t ldp, int64_t nq, const float* v, int64_t v
     for (; i + 4 <= nq; i += 4) {
       mix_block<4>(p + i * ldp, ldp, v + d0, v_stride, n, dn, out + i * ldo + d0, ldo);
     }
-    for (; i < nq; ++i)
-      mix_block<1>(p + i * ldp, ldp, v + d0, v_stride, n, dn, out + i * ldo + d0, ldo);
+    // The rest in one pass over V (GQA decode: a KV head's 2 or 3 query heads).
+    const float* pi = p + i * ldp;
+    float* oi = out + i * ldo + d0;
+    if (nq - i == 3) mix_block<3>(pi, ldp, v + d0, v_stride, n, dn, oi, ldo);
+    if (nq - i == 2) mix_block<2>(pi, ldp, v + d0, v_stride, n, dn, oi, ldo);
+    if (nq - i == 1) mix_block<1>(pi, ldp, v + d0, v_stride, n, dn, oi, ldo);
   }
 }
 

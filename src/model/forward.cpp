@@ -1,5 +1,6 @@
 #include "model/forward.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -36,7 +37,8 @@ void Forward::run(const int32_t* tokens, int64_t T, int64_t pos, KvCache& kv, fl
   };
   grow(x_, T * C), grow(xn_, T * C), grow(q_, T * Q), grow(k_, T * KV), grow(v_, T * KV);
   grow(att_, T * Q), grow(gate_, T * F), grow(up_, T * F), grow(proj_, T * C);
-  for (auto& sc : scores_) grow(sc, std::min(T, kQueryBlock) * (pos + T));
+  const int64_t heads_per_kv = s.n_head / s.n_head_kv;  // decode's block of queries
+  for (auto& sc : scores_) grow(sc, std::max(std::min(T, kQueryBlock), heads_per_kv) * (pos + T));
 
   float* x = x_.data();  // (T, C) residual stream
   for (int64_t t = 0; t < T; ++t) {
@@ -103,7 +105,30 @@ void Forward::attention(int64_t layer, int64_t T, int64_t pos, KvCache& kv) {
   const int64_t blocks = (T + kQueryBlock - 1) / kQueryBlock;
   const kernels::Isa isa = kernels::active_isa();
   const int64_t kv_stride = kv.row_stride();
-  // Work items: (query block, head); one block's scores at a time per thread.
+  if (T == 1) {
+    // Decode: one item per KV head, its query heads as the block's queries,
+    // so each K and V row is read once per group rather than once per head.
+    pool_.parallel_for(s.n_head_kv, [&](int64_t begin, int64_t end, int thread) {
+      for (int64_t g = begin; g < end; ++g) {
+        kernels::AttentionBlock b;
+        b.q = q_.data() + g * group * D;
+        b.q_stride = D;
+        b.nq = group;
+        b.first_pos = pos;
+        b.step = 0;
+        b.k = kv.k(layer, 0) + g * D;
+        b.v = kv.v(layer, 0) + g * D;
+        b.kv_stride = kv_stride;
+        b.head_dim = D;
+        b.scale = 1.0f / std::sqrt(float(D));
+        b.out = att_.data() + g * group * D;
+        b.out_stride = D;
+        kernels::attend_block(b, scores_[size_t(thread)].data(), isa);
+      }
+    });
+    return;
+  }
+  // Prefill: items are (query block, head); one block's scores at a time per thread.
   pool_.parallel_for(blocks * H, [&](int64_t begin, int64_t end, int thread) {
     for (int64_t i = begin; i < end; ++i) {
       const int64_t t0 = (i / H) * kQueryBlock, h = i % H, kvh = h / group;
