@@ -10,14 +10,21 @@
 #include "kernels/simd_q8_scale.h"
 
 namespace memwall::kernels {
+namespace {
+
+float block_amax(const float* xb) {
+  float amax = 0;
+  for (int i = 0; i < 32; ++i) amax = std::fmax(amax, std::fabs(xb[i]));
+  return amax;
+}
+
+}  // namespace
 
 void quantize_activations_q8_scalar(const float* x, BlockQ8x* out, int64_t n) {
   for (int64_t b = 0; b < n / 32; ++b) {
     const float* xb = x + b * 32;
-    float amax = 0;
-    for (int i = 0; i < 32; ++i) amax = std::fmax(amax, std::fabs(xb[i]));
     float d, id;
-    q8_block_scale(amax, d, id);
+    q8_block_scale(block_amax(xb), d, id);
     int32_t sum = 0;
     for (int i = 0; i < 32; ++i) {
       const int q = static_cast<int>(std::nearbyint(xb[i] * id));
@@ -32,10 +39,8 @@ void quantize_activations_q8_scalar(const float* x, BlockQ8x* out, int64_t n) {
 void quantize_activations_q16_scalar(const float* x, BlockQ16x* out, int64_t n) {
   for (int64_t b = 0; b < n / 32; ++b) {
     const float* xb = x + b * 32;
-    float amax = 0;
-    for (int i = 0; i < 32; ++i) amax = std::fmax(amax, std::fabs(xb[i]));
     float d, id;
-    q16_block_scale(amax, d, id);
+    q16_block_scale(block_amax(xb), d, id);
     int32_t sum = 0;
     for (int i = 0; i < 32; ++i) {
       const int q = static_cast<int>(std::nearbyint(xb[i] * id));

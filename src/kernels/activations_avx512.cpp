@@ -5,12 +5,19 @@
 #include "kernels/simd_x86.h"
 
 namespace memwall::kernels {
+namespace {
+
+float block_amax(__m512 v0, __m512 v1) {
+  return _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+}
+
+}  // namespace
 
 void quantize_activations_q8_avx512(const float* x, BlockQ8x* out, int64_t n) {
   for (int64_t b = 0; b < n / 32; ++b) {
     const __m512 v0 = _mm512_loadu_ps(x + b * 32);
     const __m512 v1 = _mm512_loadu_ps(x + b * 32 + 16);
-    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+    const float amax = block_amax(v0, v1);
     float d, id;
     q8_block_scale(amax, d, id);
     const __m512 vid = _mm512_set1_ps(id);
@@ -29,7 +36,7 @@ void quantize_activations_q16_avx512(const float* x, BlockQ16x* out, int64_t n) 
   for (int64_t b = 0; b < n / 32; ++b) {
     const __m512 v0 = _mm512_loadu_ps(x + b * 32);
     const __m512 v1 = _mm512_loadu_ps(x + b * 32 + 16);
-    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+    const float amax = block_amax(v0, v1);
     float d, id;
     q16_block_scale(amax, d, id);
     const __m512 vid = _mm512_set1_ps(id);

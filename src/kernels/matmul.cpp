@@ -16,38 +16,30 @@ void MatmulInput::set(const float* x, int64_t T, int64_t cols) {
   quantized16_ = false;
 }
 
-const BlockQ8x* MatmulInput::q8(ThreadPool& pool) {
-  if (!quantized_) {
-    const int64_t blocks = cols_ / 32;
-    if (q8_.size() < size_t(T_ * blocks)) q8_.resize(size_t(T_ * blocks));
+template <class Block>
+const Block* MatmulInput::quantized(ThreadPool& pool, std::vector<Block>& blocks, bool& done,
+                                    void (*quantize)(const float*, Block*, int64_t)) {
+  if (!done) {
+    const int64_t per_row = cols_ / 32;
+    if (blocks.size() < size_t(T_ * per_row)) blocks.resize(size_t(T_ * per_row));
     pool.parallel_for(
         T_,
         [&](int64_t b, int64_t e, int) {
-          for (int64_t t = b; t < e; ++t) {
-            quantize_activations_q8(x_ + t * cols_, q8_.data() + t * blocks, cols_);
-          }
+          for (int64_t t = b; t < e; ++t)
+            quantize(x_ + t * cols_, blocks.data() + t * per_row, cols_);
         },
         8);
-    quantized_ = true;
+    done = true;
   }
-  return q8_.data();
+  return blocks.data();
+}
+
+const BlockQ8x* MatmulInput::q8(ThreadPool& pool) {
+  return quantized(pool, q8_, quantized_, quantize_activations_q8);
 }
 
 const BlockQ16x* MatmulInput::q16(ThreadPool& pool) {
-  if (!quantized16_) {
-    const int64_t blocks = cols_ / 32;
-    if (q16_.size() < size_t(T_ * blocks)) q16_.resize(size_t(T_ * blocks));
-    pool.parallel_for(
-        T_,
-        [&](int64_t b, int64_t e, int) {
-          for (int64_t t = b; t < e; ++t) {
-            quantize_activations_q16(x_ + t * cols_, q16_.data() + t * blocks, cols_);
-          }
-        },
-        8);
-    quantized16_ = true;
-  }
-  return q16_.data();
+  return quantized(pool, q16_, quantized16_, quantize_activations_q16);
 }
 
 namespace {
@@ -88,7 +80,6 @@ void matmul_group(ThreadPool& pool, const std::vector<MatmulOutput>& group, Matm
   const VectorOps& ops = vector_ops(isa);
   struct Plan {
     const GemmKernel* kernel;  // null: the exact codec path
-    bool packed;               // the kernel reads w.packed
     const uint8_t* xbytes;
     size_t x_stride;
   };
@@ -98,7 +89,6 @@ void matmul_group(ThreadPool& pool, const std::vector<MatmulOutput>& group, Matm
     const MatrixView& w = *group[i].w;
     Plan& p = plans[i];
     p.kernel = nullptr;
-    p.packed = false;
     if (is_float_format(w.type)) {
       p.kernel = find_gemm_kernel(w.type, isa);
     } else if (precision != Precision::kExact) {
@@ -106,10 +96,8 @@ void matmul_group(ThreadPool& pool, const std::vector<MatmulOutput>& group, Matm
       // without them it keeps the exact path (weight_packing.cpp says so).
       const ActivationKind act =
           precision == Precision::kFast ? ActivationKind::kQ16 : ActivationKind::kQ8;
-      if (w.packed != nullptr) {
+      if (w.packed != nullptr)
         p.kernel = find_gemm_kernel(w.type, isa, WeightLayout::kPacked16, act);
-        p.packed = p.kernel != nullptr;
-      }
       if (p.kernel == nullptr && precision == Precision::kInt8) {
         p.kernel = find_gemm_kernel(w.type, isa);
       }
@@ -151,8 +139,9 @@ void matmul_group(ThreadPool& pool, const std::vector<MatmulOutput>& group, Matm
         exact_rows(w, r0, r1, x.f32(), T, y, row, ops);
         continue;
       }
-      const uint8_t* wr = p.packed ? w.packed_group(r0) : w.row(r0);
-      const size_t w_stride = p.packed ? w.packed_group_bytes : w.row_bytes;
+      const bool packed = p.kernel->layout == WeightLayout::kPacked16;
+      const uint8_t* wr = packed ? w.packed_group(r0) : w.row(r0);
+      const size_t w_stride = packed ? w.packed_group_bytes : w.row_bytes;
       for (int64_t t0 = 0; t0 < T; t0 += kTokenBlock) {
         const int64_t tn = std::min(kTokenBlock, T - t0);
         p.kernel->tile(wr, w_stride, r1 - r0, p.xbytes + size_t(t0) * p.x_stride, p.x_stride, tn,

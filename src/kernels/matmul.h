@@ -37,6 +37,11 @@ class MatmulInput {
   int64_t cols() const { return cols_; }
 
  private:
+  // Quantizes every row into `blocks` unless `done`; returns the blocks.
+  template <class Block>
+  const Block* quantized(ThreadPool& pool, std::vector<Block>& blocks, bool& done,
+                         void (*quantize)(const float*, Block*, int64_t));
+
   const float* x_ = nullptr;
   int64_t T_ = 0, cols_ = 0;
   bool quantized_ = false, quantized16_ = false;

@@ -105,46 +105,40 @@ void Forward::attention(int64_t layer, int64_t T, int64_t pos, KvCache& kv) {
   const int64_t blocks = (T + kQueryBlock - 1) / kQueryBlock;
   const kernels::Isa isa = kernels::active_isa();
   const int64_t kv_stride = kv.row_stride();
+  const float scale = 1.0f / std::sqrt(float(D));
+  // nq queries of KV head kvh, rows `stride` floats apart from `offset` in q_
+  // (and at the same place in att_); step 1: consecutive tokens of one head,
+  // step 0: query heads of one token.
+  auto attend = [&](int thread, int64_t offset, int64_t stride, int64_t nq, int64_t first_pos,
+                    int64_t step, int64_t kvh) {
+    kernels::AttentionBlock b;
+    b.q = q_.data() + offset;
+    b.q_stride = stride;
+    b.nq = nq;
+    b.first_pos = first_pos;
+    b.step = step;
+    b.k = kv.k(layer, 0) + kvh * D;
+    b.v = kv.v(layer, 0) + kvh * D;
+    b.kv_stride = kv_stride;
+    b.head_dim = D;
+    b.scale = scale;
+    b.out = att_.data() + offset;
+    b.out_stride = stride;
+    kernels::attend_block(b, scores_[size_t(thread)].data(), isa);
+  };
   if (T == 1) {
     // Decode: one item per KV head, its query heads as the block's queries,
     // so each K and V row is read once per group rather than once per head.
     pool_.parallel_for(s.n_head_kv, [&](int64_t begin, int64_t end, int thread) {
-      for (int64_t g = begin; g < end; ++g) {
-        kernels::AttentionBlock b;
-        b.q = q_.data() + g * group * D;
-        b.q_stride = D;
-        b.nq = group;
-        b.first_pos = pos;
-        b.step = 0;
-        b.k = kv.k(layer, 0) + g * D;
-        b.v = kv.v(layer, 0) + g * D;
-        b.kv_stride = kv_stride;
-        b.head_dim = D;
-        b.scale = 1.0f / std::sqrt(float(D));
-        b.out = att_.data() + g * group * D;
-        b.out_stride = D;
-        kernels::attend_block(b, scores_[size_t(thread)].data(), isa);
-      }
+      for (int64_t g = begin; g < end; ++g) attend(thread, g * group * D, D, group, pos, 0, g);
     });
     return;
   }
   // Prefill: items are (query block, head); one block's scores at a time per thread.
   pool_.parallel_for(blocks * H, [&](int64_t begin, int64_t end, int thread) {
     for (int64_t i = begin; i < end; ++i) {
-      const int64_t t0 = (i / H) * kQueryBlock, h = i % H, kvh = h / group;
-      kernels::AttentionBlock b;
-      b.q = q_.data() + t0 * Q + h * D;
-      b.q_stride = Q;
-      b.nq = std::min(kQueryBlock, T - t0);
-      b.first_pos = pos + t0;
-      b.k = kv.k(layer, 0) + kvh * D;
-      b.v = kv.v(layer, 0) + kvh * D;
-      b.kv_stride = kv_stride;
-      b.head_dim = D;
-      b.scale = 1.0f / std::sqrt(float(D));
-      b.out = att_.data() + t0 * Q + h * D;
-      b.out_stride = Q;
-      kernels::attend_block(b, scores_[size_t(thread)].data(), isa);
+      const int64_t t0 = (i / H) * kQueryBlock, h = i % H;
+      attend(thread, t0 * Q + h * D, Q, std::min(kQueryBlock, T - t0), pos + t0, 1, h / group);
     }
   });
 }
