@@ -1,14 +1,15 @@
 #include "kernels/attention.h"
 
-#include "kernels/gemm.h"
-#include "kernels/vector_ops.h"
-
 namespace memwall::kernels {
 
-void attend_block(const AttentionBlock& b, float* scratch, Isa isa) {
+AttentionKernels attention_kernels(Isa isa) {
+  return {find_gemm_kernel(TensorType::F32, isa), &vector_ops(isa)};
+}
+
+void attend_block(const AttentionBlock& b, float* scratch, const AttentionKernels& k) {
   const int64_t n_keys = b.first_pos + (b.nq - 1) * b.step + 1;  // what the last query sees
-  const GemmKernel* qk = find_gemm_kernel(TensorType::F32, isa);
-  const VectorOps& ops = vector_ops(isa);
+  const GemmKernel* qk = k.qk;
+  const VectorOps& ops = *k.ops;
   // scores[i * n_keys + j] = q_i . k_j: keys are the "weight rows".
   qk->tile(reinterpret_cast<const uint8_t*>(b.k), size_t(b.kv_stride) * sizeof(float), n_keys,
            reinterpret_cast<const uint8_t*>(b.q), size_t(b.q_stride) * sizeof(float), b.nq,

@@ -8,7 +8,9 @@
 
 #include <cstdint>
 
+#include "kernels/gemm.h"
 #include "kernels/isa.h"
+#include "kernels/vector_ops.h"
 
 namespace memwall::kernels {
 
@@ -28,7 +30,15 @@ struct AttentionBlock {
   int64_t out_stride;
 };
 
+// The kernels attention runs on one ISA target, looked up once per call site
+// rather than once per block.
+struct AttentionKernels {
+  const GemmKernel* qk;  // f32 GEMM for the scores
+  const VectorOps* ops;  // softmax and the value mix
+};
+AttentionKernels attention_kernels(Isa isa);
+
 // scratch: at least nq * (first_pos + (nq - 1) * step + 1) floats.
-void attend_block(const AttentionBlock& b, float* scratch, Isa isa);
+void attend_block(const AttentionBlock& b, float* scratch, const AttentionKernels& k);
 
 }  // namespace memwall::kernels

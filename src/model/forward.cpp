@@ -103,7 +103,7 @@ void Forward::attention(int64_t layer, int64_t T, int64_t pos, KvCache& kv) {
   const int64_t H = s.n_head, D = s.head_dim, Q = s.q_dim();
   const int64_t group = s.n_head / s.n_head_kv;  // query heads per KV head
   const int64_t blocks = (T + kQueryBlock - 1) / kQueryBlock;
-  const kernels::Isa isa = kernels::active_isa();
+  const kernels::AttentionKernels attn = kernels::attention_kernels(kernels::active_isa());
   const int64_t kv_stride = kv.row_stride();
   const float scale = 1.0f / std::sqrt(float(D));
   // nq queries of KV head kvh, rows `stride` floats apart from `offset` in q_
@@ -124,7 +124,7 @@ void Forward::attention(int64_t layer, int64_t T, int64_t pos, KvCache& kv) {
     b.scale = scale;
     b.out = att_.data() + offset;
     b.out_stride = stride;
-    kernels::attend_block(b, scores_[size_t(thread)].data(), isa);
+    kernels::attend_block(b, scores_[size_t(thread)].data(), attn);
   };
   if (T == 1) {
     // Decode: one item per KV head, its query heads as the block's queries,

@@ -112,7 +112,7 @@ TEST_P(AttentionTest, CausalBlockMatchesDouble) {
           b.scale = 0.125f;
           b.out = out.data();
           b.out_stride = D;
-          attend_block(b, scratch.data(), GetParam());
+          attend_block(b, scratch.data(), attention_kernels(GetParam()));
           for (int64_t i = 0; i < nq; ++i) {
             const int64_t seen = first_pos + i * step + 1;
             std::vector<double> s(static_cast<size_t>(seen));
