@@ -51,69 +51,89 @@ inline float load_f32(const uint8_t* p) {
   return v;
 }
 
+// The integer dot of one block of 16 rows (weights unpacked in w) with one
+// token's activation block xb, and its float contribution to acc.
+template <TensorType kType, class X>
+inline __m512 block_dot(const __m512i (&w)[8], __m512 d, __m512 m, const uint8_t* xb, __m512 acc) {
+  using P = Packed<kType>;
+  constexpr bool kQ16 = std::is_same_v<X, BlockQ16x>;
+  const int32_t sum = load_i32(xb + offsetof(X, sum));
+  const __m512i seed = P::kOffset ? _mm512_set1_epi32(-P::kOffset * sum) : _mm512_setzero_si512();
+  __m512i s;
+  if constexpr (kQ16) {
+    const uint8_t* hi = xb + offsetof(BlockQ16x, hi);
+    const uint8_t* lo = xb + offsetof(BlockQ16x, lo);
+    __m512i sh = _mm512_setzero_si512(), sl = seed;
+    for (int p = 0; p < 8; ++p) {
+      sh = _mm512_dpbusd_epi32(sh, w[p], _mm512_set1_epi32(load_i32(hi + 4 * p)));
+      sl = _mm512_dpbusd_epi32(sl, w[p], _mm512_set1_epi32(load_i32(lo + 4 * p)));
+    }
+    s = _mm512_add_epi32(_mm512_slli_epi32(sh, 8), sl);
+  } else {
+    // Two chains of 4: one chain of 8 dependent vpdpbusd is latency-bound
+    // when a single token leaves nothing else to overlap with.
+    const uint8_t* xq = xb + offsetof(BlockQ8x, qs);
+    __m512i s0 = seed, s1 = _mm512_setzero_si512();
+    for (int p = 0; p < 8; p += 2) {
+      s0 = _mm512_dpbusd_epi32(s0, w[p], _mm512_set1_epi32(load_i32(xq + 4 * p)));
+      s1 = _mm512_dpbusd_epi32(s1, w[p + 1], _mm512_set1_epi32(load_i32(xq + 4 * p + 4)));
+    }
+    s = _mm512_add_epi32(s0, s1);
+  }
+  const float dx = load_f32(xb + offsetof(X, d));
+  acc = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(dx)), _mm512_cvtepi32_ps(s), acc);
+  if constexpr (kType == TensorType::Q4_1) {
+    acc = _mm512_fmadd_ps(m, _mm512_set1_ps(dx * float(sum)), acc);
+  }
+  return acc;
+}
+
+template <TensorType kType>
+inline void unpack_block(const uint8_t* q, __m512i (&w)[8]) {
+  if constexpr (kType == TensorType::Q8_0) {
+    for (int p = 0; p < 8; ++p) w[p] = _mm512_loadu_si512(q + 64 * p);
+  } else {
+    const __m512i low = _mm512_set1_epi8(0x0f);
+    for (int p = 0; p < 4; ++p) {
+      const __m512i z = _mm512_loadu_si512(q + 64 * p);
+      w[p] = _mm512_and_si512(z, low);
+      w[p + 4] = _mm512_and_si512(_mm512_srli_epi16(z, 4), low);
+    }
+  }
+}
+
+template <TensorType kType>
+inline void load_scales(const uint8_t* sc, __m512& d, __m512& m) {
+  d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc)));
+  m = _mm512_setzero_ps();
+  if constexpr (kType == TensorType::Q4_1) {
+    m = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc + 32)));
+  }
+}
+
 // 16 rows x kT tokens, over all nb blocks; y rows masked by `rows`.
 template <TensorType kType, class X, int kT>
 void micro_tile(const uint8_t* group, int64_t nb, const uint8_t* x, size_t x_stride, float* y,
                 int64_t ldy, __mmask16 rows) {
   using P = Packed<kType>;
-  constexpr bool kQ16 = std::is_same_v<X, BlockQ16x>;
-  const uint8_t* scales = group + size_t(nb) * P::kQuant;
-  const __m512i low = _mm512_set1_epi8(0x0f);
+  const uint8_t* scales = group;
+  const uint8_t* quants = group + size_t(nb) * P::kScale;
   __m512 acc[kT];
   for (int t = 0; t < kT; ++t) acc[t] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* q = group + size_t(b) * P::kQuant;
+    const uint8_t* q = quants + size_t(b) * P::kQuant;
     if constexpr (kT == 1) {
+      // Groups lie back to back, so this runs on into the next group's
+      // scales and quants: the one stream never restarts cold.
       for (size_t p = 0; p < P::kQuant; p += 64) __builtin_prefetch(q + kPrefetchAhead + p);
-      __builtin_prefetch(scales + size_t(b) * P::kScale + kPrefetchAhead / 4);
     }
     __m512i w[8];
-    if constexpr (kType == TensorType::Q8_0) {
-      for (int p = 0; p < 8; ++p) w[p] = _mm512_loadu_si512(q + 64 * p);
-    } else {
-      for (int p = 0; p < 4; ++p) {
-        const __m512i z = _mm512_loadu_si512(q + 64 * p);
-        w[p] = _mm512_and_si512(z, low);
-        w[p + 4] = _mm512_and_si512(_mm512_srli_epi16(z, 4), low);
-      }
-    }
-    const uint8_t* sc = scales + size_t(b) * P::kScale;
-    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc)));
-    __m512 m = _mm512_setzero_ps();
-    if constexpr (kType == TensorType::Q4_1) {
-      m = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc + 32)));
-    }
+    unpack_block<kType>(q, w);
+    __m512 d, m;
+    load_scales<kType>(scales + size_t(b) * P::kScale, d, m);
     for (int t = 0; t < kT; ++t) {
-      const uint8_t* xb = x + size_t(t) * x_stride + size_t(b) * sizeof(X);
-      const int32_t sum = load_i32(xb + offsetof(X, sum));
-      const __m512i seed =
-          P::kOffset ? _mm512_set1_epi32(-P::kOffset * sum) : _mm512_setzero_si512();
-      __m512i s;
-      if constexpr (kQ16) {
-        const uint8_t* hi = xb + offsetof(BlockQ16x, hi);
-        const uint8_t* lo = xb + offsetof(BlockQ16x, lo);
-        __m512i sh = _mm512_setzero_si512(), sl = seed;
-        for (int p = 0; p < 8; ++p) {
-          sh = _mm512_dpbusd_epi32(sh, w[p], _mm512_set1_epi32(load_i32(hi + 4 * p)));
-          sl = _mm512_dpbusd_epi32(sl, w[p], _mm512_set1_epi32(load_i32(lo + 4 * p)));
-        }
-        s = _mm512_add_epi32(_mm512_slli_epi32(sh, 8), sl);
-      } else {
-        // Two chains of 4: one chain of 8 dependent vpdpbusd is latency-bound
-        // when a single token leaves nothing else to overlap with.
-        const uint8_t* xq = xb + offsetof(BlockQ8x, qs);
-        __m512i s0 = seed, s1 = _mm512_setzero_si512();
-        for (int p = 0; p < 8; p += 2) {
-          s0 = _mm512_dpbusd_epi32(s0, w[p], _mm512_set1_epi32(load_i32(xq + 4 * p)));
-          s1 = _mm512_dpbusd_epi32(s1, w[p + 1], _mm512_set1_epi32(load_i32(xq + 4 * p + 4)));
-        }
-        s = _mm512_add_epi32(s0, s1);
-      }
-      const float dx = load_f32(xb + offsetof(X, d));
-      acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(dx)), _mm512_cvtepi32_ps(s), acc[t]);
-      if constexpr (kType == TensorType::Q4_1) {
-        acc[t] = _mm512_fmadd_ps(m, _mm512_set1_ps(dx * float(sum)), acc[t]);
-      }
+      acc[t] =
+          block_dot<kType, X>(w, d, m, x + size_t(t) * x_stride + size_t(b) * sizeof(X), acc[t]);
     }
   }
   for (int t = 0; t < kT; ++t) _mm512_mask_storeu_ps(y + t * ldy, rows, acc[t]);

@@ -54,8 +54,8 @@ void packed_tile(const uint8_t* w, size_t w_stride, int64_t R, const uint8_t* x,
       float acc = 0.0f;
       for (int64_t b = 0; b < nb; ++b) {
         const XBlock xb = load_x<X>(xr + size_t(b) * sizeof(X));
-        const uint8_t* q = group + size_t(b) * s.quant_bytes;
-        const uint8_t* sc = group + size_t(nb) * s.quant_bytes + size_t(b) * s.scale_bytes;
+        const uint8_t* sc = group + size_t(b) * s.scale_bytes;
+        const uint8_t* q = group + size_t(nb) * s.scale_bytes + size_t(b) * s.quant_bytes;
         const float d = fp16_to_fp32(load_u16(sc + lane / 2));
         int32_t isum = 0;
         if constexpr (kType == TensorType::Q8_0) {

@@ -51,9 +51,9 @@ void pack_groups(TensorType type, const uint8_t* src, size_t row_bytes, int64_t 
   const PackedShape s = packed_shape(type, rows, cols);
   const int64_t nb = cols / 32;
   for (int64_t g = g0; g < g1; ++g) {
-    uint8_t* quants = dst + size_t(g) * s.group_bytes;
-    uint8_t* scales = quants + size_t(nb) * s.quant_bytes;
-    std::memset(quants, 0, s.group_bytes);
+    uint8_t* scales = dst + size_t(g) * s.group_bytes;
+    uint8_t* quants = scales + size_t(nb) * s.scale_bytes;
+    std::memset(scales, 0, s.group_bytes);
     for (int64_t i = 0; i < kPackRows; ++i) {
       const int64_t r = g * kPackRows + i;
       if (r >= rows) break;

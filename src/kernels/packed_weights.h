@@ -5,15 +5,16 @@
 // The GGUF row layout needs shuffles to reach that shape on every token; the
 // packed one needs none (decode) or amortizes nothing (prefill reuses it).
 //
-// A group (16 rows, nb = cols / 32 blocks) is two arrays, each contiguous so
-// the hardware prefetcher sees two plain streams:
+// A group (16 rows, nb = cols / 32 blocks) is two arrays, scales first, so
+// decode reads one sequential stream (a group's scales, its quants, the next
+// group's scales, ...) that a prefetch a fixed distance ahead keeps warm:
+//   scales: nb entries of S bytes: 16 f16 d (q4_1: then 16 f16 m).
 //   quants: nb blocks of Q bytes; block b is Q / 64 chunks of 64 bytes; in
 //           chunk p, bytes [4i, 4i + 4) belong to row i:
 //             q4_0, q4_1 (Q = 256): the row's GGUF nibble bytes qs[4p .. 4p+3]
 //               (low nibbles: weights 4p..4p+3, high: 16+4p..16+4p+3);
 //             q8_0 (Q = 512): the row's qs[4p .. 4p+3] XOR 0x80 (w + 128 as
 //               unsigned, so vpdpbusd can take weights as its unsigned side).
-//   scales: nb entries of S bytes: 16 f16 d (q4_1: then 16 f16 m).
 // Rows past the matrix's end (the last group of a matrix whose row count is
 // not a multiple of 16) are zero and never stored by kernels.
 #pragma once
