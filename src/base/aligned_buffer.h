@@ -1,8 +1,10 @@
 // An owned, 64-byte aligned byte buffer (cache-line and zmm aligned), for
 // data that SIMD kernels stream: repacked weights, and later other arenas.
-// Buffers of 2 MiB or more are 2 MiB aligned and asked to use transparent
-// huge pages: streaming hundreds of MiB per decoded token through 4 KiB
-// pages costs a TLB miss every 4 KiB.
+// Buffers of kHugeFrom or more are 2 MiB aligned and asked to use
+// transparent huge pages: streaming hundreds of MiB per decoded token through
+// 4 KiB pages costs a TLB miss every 4 KiB. A huge page is resident whole, so
+// such a buffer holds its size rounded up to 2 MiB (footprint()); below
+// kHugeFrom that rounding would waste more than it saves.
 #pragma once
 
 #include <sys/mman.h>
@@ -20,10 +22,16 @@ class AlignedBuffer {
  public:
   static constexpr size_t kAlign = 64;
   static constexpr size_t kHugePage = size_t(2) << 20;
+  static constexpr size_t kHugeFrom = size_t(32) << 20;
+  // The resident bytes a buffer of `bytes` holds once written.
+  static size_t footprint(size_t bytes) {
+    const size_t align = bytes >= kHugeFrom ? kHugePage : size_t(4096);
+    return (bytes + align - 1) / align * align;
+  }
   AlignedBuffer() = default;
   explicit AlignedBuffer(size_t bytes) : size_(bytes) {
     if (bytes == 0) return;
-    const size_t align = bytes >= kHugePage ? kHugePage : kAlign;
+    const size_t align = bytes >= kHugeFrom ? kHugePage : kAlign;
     const size_t rounded = (bytes + align - 1) / align * align;
     data_.reset(static_cast<uint8_t*>(std::aligned_alloc(align, rounded)));
     if (!data_) fail("out of memory: cannot allocate ", bytes, " bytes");

@@ -1,5 +1,8 @@
 #include "base/mapped_file.h"
 
+#include <algorithm>
+#include <vector>
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -71,6 +74,26 @@ void MappedFile::release_pages(const uint8_t* p, size_t bytes) const {
   if (end <= begin) return;
   // Advice only: failure leaves the pages resident, which is still correct.
   ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+void MappedFile::will_need(const uint8_t* p, size_t bytes) const {
+  const size_t page = size_t(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(p) / page * page;
+  const uintptr_t end = reinterpret_cast<uintptr_t>(p) + bytes;
+  if (end <= begin) return;
+  ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_WILLNEED);  // advice only
+}
+
+size_t MappedFile::cached_bytes(const uint8_t* p, size_t bytes) const {
+  const size_t page = size_t(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(p) / page * page;
+  const uintptr_t end = reinterpret_cast<uintptr_t>(p) + bytes;
+  if (end <= begin) return 0;
+  std::vector<unsigned char> in((end - begin + page - 1) / page);
+  if (::mincore(reinterpret_cast<void*>(begin), end - begin, in.data()) != 0) return 0;
+  size_t pages = 0;
+  for (unsigned char c : in) pages += c & 1;
+  return std::min(bytes, pages * page);
 }
 
 }  // namespace memwall

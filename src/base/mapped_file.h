@@ -25,6 +25,12 @@ class MappedFile {
   // pages inside the range only). The mapping stays valid: a later read
   // faults the page back in from the file.
   void release_pages(const uint8_t* p, size_t bytes) const;
+  // Asks the kernel to read [p, p + bytes) into the page cache ahead of use
+  // (not into this process's resident set: that happens on first touch).
+  void will_need(const uint8_t* p, size_t bytes) const;
+  // Bytes of [p, p + bytes) in the page cache now (mincore), so a plan can
+  // tell a warm read from a disk read.
+  size_t cached_bytes(const uint8_t* p, size_t bytes) const;
 
  private:
   void release();

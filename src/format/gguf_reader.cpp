@@ -347,6 +347,7 @@ File File::parse(const uint8_t* data, size_t size, std::string name) {
   File file;
   Parser parser(data ? data : kEmpty, data ? size : 0, std::move(name));
   parser.parse(file);
+  file.base_ = data ? data : kEmpty;
   return file;
 }
 

@@ -80,10 +80,22 @@ class File {
   void release_pages(const uint8_t* p, size_t bytes) const {
     if (mapping_) mapping_->release_pages(p, bytes);
   }
+  void will_need(const uint8_t* p, size_t bytes) const {
+    if (mapping_) mapping_->will_need(p, bytes);
+  }
+  size_t cached_bytes(const uint8_t* p, size_t bytes) const {
+    return mapping_ ? mapping_->cached_bytes(p, bytes) : bytes;
+  }
+  // The first byte of the file (or of the parsed bytes): file offsets of
+  // tensor data are `data - base()`.
+  const uint8_t* base() const { return base_; }
+  // Whether the bytes come from a file on disk that can be read with pread.
+  bool is_mapped_file() const { return mapping_ != nullptr; }
 
  private:
   std::shared_ptr<MappedFile> mapping_;  // null for parse()
   std::string name_;
+  const uint8_t* base_ = nullptr;
   size_t size_ = 0;
   uint32_t version_ = 0;
   uint64_t alignment_ = kDefaultAlignment;

@@ -34,6 +34,25 @@ const Block* MatmulInput::quantized(ThreadPool& pool, std::vector<Block>& blocks
   return blocks.data();
 }
 
+size_t MatmulInput::bytes_for(int64_t T, int64_t cols, Precision precision) {
+  const size_t blocks = size_t(T) * size_t(cols / 32);
+  switch (precision) {
+    case Precision::kFast:
+      return blocks * sizeof(BlockQ16x);
+    case Precision::kInt8:
+      return blocks * sizeof(BlockQ8x);
+    case Precision::kExact:
+      break;
+  }
+  return 0;
+}
+
+void MatmulInput::reserve(int64_t T, int64_t cols, Precision precision) {
+  const size_t blocks = size_t(T) * size_t(cols / 32);
+  if (precision == Precision::kFast && q16_.size() < blocks) q16_.resize(blocks);
+  if (precision == Precision::kInt8 && q8_.size() < blocks) q8_.resize(blocks);
+}
+
 const BlockQ8x* MatmulInput::q8(ThreadPool& pool) {
   return quantized(pool, q8_, quantized_, quantize_activations_q8);
 }
@@ -47,7 +66,7 @@ namespace {
 // The exact path for quantized formats: decode a row to f32 once, then reuse
 // it for every token. (Float formats use their GEMM kernels, which are exact.)
 void exact_rows(const MatrixView& w, int64_t r0, int64_t r1, const float* x, int64_t T, float* y,
-                std::vector<float>& row, const VectorOps& ops) {
+                int64_t ldy, std::vector<float>& row, const VectorOps& ops) {
   const int64_t n = w.cols;
   row.resize(size_t(n));
   for (int64_t r = r0; r < r1; ++r) {
@@ -56,7 +75,7 @@ void exact_rows(const MatrixView& w, int64_t r0, int64_t r1, const float* x, int
       continue;
     }
     w.codec->dequantize_row(w.row(r), row.data(), n);
-    for (int64_t t = 0; t < T; ++t) y[t * w.rows + r] = ops.dot(row.data(), x + t * n, n);
+    for (int64_t t = 0; t < T; ++t) y[t * ldy + r] = ops.dot(row.data(), x + t * n, n);
   }
 }
 
@@ -133,10 +152,11 @@ void matmul_group(ThreadPool& pool, const std::vector<MatmulOutput>& group, Matm
       const auto [i, r0] = items[size_t(k)];
       const MatrixView& w = *group[size_t(i)].w;
       float* y = group[size_t(i)].y;
+      const int64_t ldy = group[size_t(i)].ldy > 0 ? group[size_t(i)].ldy : w.rows;
       const int64_t r1 = std::min(w.rows, r0 + chunk_rows);
       const Plan& p = plans[size_t(i)];
       if (!p.kernel) {
-        exact_rows(w, r0, r1, x.f32(), T, y, row, ops);
+        exact_rows(w, r0, r1, x.f32(), T, y, ldy, row, ops);
         continue;
       }
       const bool packed = p.kernel->layout == WeightLayout::kPacked16;
@@ -145,7 +165,7 @@ void matmul_group(ThreadPool& pool, const std::vector<MatmulOutput>& group, Matm
       for (int64_t t0 = 0; t0 < T; t0 += kTokenBlock) {
         const int64_t tn = std::min(kTokenBlock, T - t0);
         p.kernel->tile(wr, w_stride, r1 - r0, p.xbytes + size_t(t0) * p.x_stride, p.x_stride, tn,
-                       w.cols, y + t0 * w.rows + r0, w.rows);
+                       w.cols, y + t0 * ldy + r0, ldy);
       }
     }
   });

@@ -34,6 +34,10 @@ class MatmulInput {
   const BlockQ8x* q8(ThreadPool& pool);    // cols must be a multiple of 32
   const BlockQ16x* q16(ThreadPool& pool);  // likewise
   int64_t tokens() const { return T_; }
+  // Sizes the 8- or 16-bit blocks for up to T rows of `cols` up front (so a
+  // forward pass allocates nothing); bytes_for says how much that holds.
+  void reserve(int64_t T, int64_t cols, Precision precision);
+  static size_t bytes_for(int64_t T, int64_t cols, Precision precision);
   int64_t cols() const { return cols_; }
 
  private:
@@ -51,7 +55,8 @@ class MatmulInput {
 
 struct MatmulOutput {
   const MatrixView* w;
-  float* y;  // [T x w->rows]
+  float* y;         // [T x w->rows], rows ldy floats apart
+  int64_t ldy = 0;  // 0: w->rows (a part of a wider output sets it)
 };
 
 // Runs every product of the group in one parallel dispatch. All matrices must

@@ -1,5 +1,6 @@
 #include "kernels/packed_weights.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "base/error.h"
@@ -53,20 +54,23 @@ void pack_groups(TensorType type, const uint8_t* src, size_t row_bytes, int64_t 
   for (int64_t g = g0; g < g1; ++g) {
     uint8_t* scales = dst + size_t(g) * s.group_bytes;
     uint8_t* quants = scales + size_t(nb) * s.scale_bytes;
-    std::memset(scales, 0, s.group_bytes);
-    for (int64_t i = 0; i < kPackRows; ++i) {
-      const int64_t r = g * kPackRows + i;
-      if (r >= rows) break;
-      const uint8_t* row = src + size_t(r) * row_bytes;
-      for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* block = row + size_t(b) * l.block_bytes;
-        uint8_t* q = quants + size_t(b) * s.quant_bytes;
+    if ((g + 1) * kPackRows > rows) std::memset(scales, 0, s.group_bytes);  // rows past the end
+    const uint32_t flip = uint32_t(l.flip) * 0x01010101u;
+    const int64_t live = std::min<int64_t>(kPackRows, rows - g * kPackRows);
+    const uint8_t* first = src + size_t(g * kPackRows) * row_bytes;
+    // Block-major, so each block's 64-byte chunks are filled while in cache.
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* q = quants + size_t(b) * s.quant_bytes;
+      uint8_t* sc = scales + size_t(b) * s.scale_bytes;
+      for (int64_t i = 0; i < live; ++i) {
+        const uint8_t* block = first + size_t(i) * row_bytes + size_t(b) * l.block_bytes;
+        // Row i's 4-byte word p goes to word 16p + i of the block.
         for (size_t p = 0; p < l.qs_bytes / 4; ++p) {
-          for (size_t j = 0; j < 4; ++j) {
-            q[p * 64 + size_t(i) * 4 + j] = uint8_t(block[l.head + p * 4 + j] ^ l.flip);
-          }
+          uint32_t w;
+          std::memcpy(&w, block + l.head + p * 4, 4);
+          w ^= flip;
+          std::memcpy(q + p * 64 + size_t(i) * 4, &w, 4);
         }
-        uint8_t* sc = scales + size_t(b) * s.scale_bytes;
         for (size_t f = 0; f < l.scale_fields; ++f) {
           std::memcpy(sc + f * 2 * kPackRows + size_t(i) * 2, block + f * 2, 2);
         }

@@ -15,9 +15,46 @@ namespace memwall {
 
 using kernels::MatmulOutput;
 
-Forward::Forward(const Model& model, ThreadPool& pool, kernels::Precision precision)
-    : spec_(model.spec), w_(model.weights), pool_(pool), precision_(precision) {
+namespace {
+
+// Rows of scores one attention work item holds: a block of prefill queries,
+// or decode's query heads of one KV head.
+int64_t score_rows(const ModelSpec& s, int64_t max_batch, int64_t query_block) {
+  return std::max(std::min(max_batch, query_block), s.n_head / s.n_head_kv);
+}
+
+}  // namespace
+
+size_t Forward::scratch_bytes(const ModelSpec& s, int64_t B, int64_t ctx, int threads,
+                              kernels::Precision precision) {
+  const int64_t C = s.n_embd, F = s.n_ff, Q = s.q_dim(), KV = s.kv_dim();
+  const int64_t floats = B * (3 * C + 2 * Q + 2 * KV + 2 * F + s.n_rot) +
+                         int64_t(threads) * score_rows(s, B, kQueryBlock) * ctx;
+  const int64_t widest = std::max({C, F, Q});
+  return size_t(floats) * sizeof(float) + kernels::MatmulInput::bytes_for(B, widest, precision);
+}
+
+Forward::Forward(const Model& model, WeightStore& store, ThreadPool& pool, MemoryLedger& ledger,
+                 int64_t max_batch, int64_t max_ctx)
+    : spec_(model.spec),
+      w_(model.weights),
+      store_(store),
+      pool_(pool),
+      precision_(store.precision()),
+      max_batch_(std::max<int64_t>(1, max_batch)),
+      max_ctx_(max_ctx) {
+  const ModelSpec& s = spec_;
+  const int64_t B = max_batch_, C = s.n_embd, F = s.n_ff, Q = s.q_dim(), KV = s.kv_dim();
+  reservation_ =
+      ledger.reserve(MemCategory::kScratch, scratch_bytes(s, B, max_ctx, pool.size(), precision_));
+  x_.resize(size_t(B * C)), xn_.resize(size_t(B * C)), proj_.resize(size_t(B * C));
+  q_.resize(size_t(B * Q)), att_.resize(size_t(B * Q));
+  k_.resize(size_t(B * KV)), v_.resize(size_t(B * KV));
+  gate_.resize(size_t(B * F)), up_.resize(size_t(B * F));
+  rope_cs_.resize(size_t(B * s.n_rot));
   scores_.resize(size_t(pool.size()));
+  for (auto& sc : scores_) sc.resize(size_t(score_rows(s, B, kQueryBlock) * max_ctx));
+  input_.reserve(B, std::max({C, F, Q}), precision_);
 }
 
 void Forward::run(const int32_t* tokens, int64_t T, int64_t pos, KvCache& kv, float* logits,
@@ -31,31 +68,27 @@ void Forward::run(const int32_t* tokens, int64_t T, int64_t pos, KvCache& kv, fl
       fail("token id ", tokens[t], " is outside the vocabulary of ", V, " tokens");
     }
   }
+  if (T > max_batch_) fail("forward pass over ", T, " tokens; this one holds ", max_batch_);
+  if (pos + T > max_ctx_) {
+    fail("context is full: ", pos + T, " positions needed, limit is ", max_ctx_, " (raise --ctx)");
+  }
   kv.reserve(pos + T);
-  auto grow = [](std::vector<float>& b, int64_t n) {
-    if (b.size() < size_t(n)) b.resize(size_t(n));
-  };
-  grow(x_, T * C), grow(xn_, T * C), grow(q_, T * Q), grow(k_, T * KV), grow(v_, T * KV);
-  grow(att_, T * Q), grow(gate_, T * F), grow(up_, T * F), grow(proj_, T * C);
-  const int64_t heads_per_kv = s.n_head / s.n_head_kv;  // decode's block of queries
-  for (auto& sc : scores_) grow(sc, std::max(std::min(T, kQueryBlock), heads_per_kv) * (pos + T));
 
   float* x = x_.data();  // (T, C) residual stream
-  for (int64_t t = 0; t < T; ++t) {
-    w_.token_embd.codec->dequantize_row(w_.token_embd.row(tokens[t]), x + t * C, C);
-  }
+  for (int64_t t = 0; t < T; ++t) store_.embed(tokens[t], x + t * C);
   const float* freq = w_.rope_freqs.empty() ? nullptr : w_.rope_freqs.data();
-  grow(rope_cs_, T * s.n_rot);  // (T, n_rot/2) (cos, sin) pairs, shared by every layer
+  // (T, n_rot/2) (cos, sin) pairs, shared by every layer
   for (int64_t t = 0; t < T; ++t) {
     kernels::rope_angles(pos + t, s.n_rot, s.rope_base, s.rope_scale, freq,
                          rope_cs_.data() + t * s.n_rot);
   }
 
   for (int64_t l = 0; l < s.n_layer; ++l) {
-    const LayerWeights& L = w_.layers[size_t(l)];
+    const LayerWeights& N = w_.layers[size_t(l)];  // its norms
+    const LayerMatrices& L = store_.acquire_layer(l);
     // Attention block.
     for (int64_t t = 0; t < T; ++t) {
-      kernels::rms_norm(x + t * C, L.attn_norm.data(), s.rms_eps, C, xn_.data() + t * C);
+      kernels::rms_norm(x + t * C, N.attn_norm.data(), s.rms_eps, C, xn_.data() + t * C);
     }
     input_.set(xn_.data(), T, C);
     kernels::matmul_group(pool_,
@@ -77,7 +110,7 @@ void Forward::run(const int32_t* tokens, int64_t T, int64_t pos, KvCache& kv, fl
 
     // FFN block.
     for (int64_t t = 0; t < T; ++t) {
-      kernels::rms_norm(x + t * C, L.ffn_norm.data(), s.rms_eps, C, xn_.data() + t * C);
+      kernels::rms_norm(x + t * C, N.ffn_norm.data(), s.rms_eps, C, xn_.data() + t * C);
     }
     input_.set(xn_.data(), T, C);
     kernels::matmul_group(pool_, {{&L.w_gate, gate_.data()}, {&L.w_up, up_.data()}}, input_,
@@ -85,6 +118,7 @@ void Forward::run(const int32_t* tokens, int64_t T, int64_t pos, KvCache& kv, fl
     kernels::swiglu(gate_.data(), up_.data(), T * F);
     input_.set(gate_.data(), T, F);
     kernels::matmul_group(pool_, {{&L.w_down, proj_.data()}}, input_, precision_);  // (T, C)
+    store_.release_layer(l);
     for (int64_t i = 0; i < T * C; ++i) x[i] += proj_[size_t(i)];
   }
 
@@ -95,7 +129,12 @@ void Forward::run(const int32_t* tokens, int64_t T, int64_t pos, KvCache& kv, fl
     kernels::rms_norm(x + t * C, w_.output_norm.data(), s.rms_eps, C, xn_.data() + (t - first) * C);
   }
   input_.set(xn_.data(), n_out, C);
-  kernels::matmul_group(pool_, {{&w_.output, logits}}, input_, precision_);  // (n_out, V)
+  for (int64_t p = 0; p < store_.output_parts(); ++p) {  // (n_out, V), a part of its rows at a time
+    int64_t first_row = 0;
+    const kernels::MatrixView& head = store_.acquire_output(p, &first_row);
+    kernels::matmul_group(pool_, {{&head, logits + first_row, V}}, input_, precision_);
+    store_.release_output(p);
+  }
 }
 
 void Forward::attention(int64_t layer, int64_t T, int64_t pos, KvCache& kv) {

@@ -2,27 +2,37 @@
 //   x = embed(tokens)
 //   per layer: x += Wo attn(rope(Wq n(x)), rope(Wk n(x)), Wv n(x));  x += Wdown(silu(Wgate n(x)) *
 //   Wup n(x)) logits = Wout norm(x)
-// Activations for T tokens are allocated once per call.
+// Matrices come from a WeightStore (resident, mapped or streamed), unit by
+// unit in forward order. Activations for up to max_batch tokens and
+// attention scores for up to max_ctx positions are allocated once, up front,
+// from the ledger's scratch category.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
+#include "base/memory_ledger.h"
 #include "base/thread_pool.h"
 #include "kernels/matmul.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
+#include "runtime/weight_store.h"
 
 namespace memwall {
 
 class Forward {
  public:
-  Forward(const Model& model, ThreadPool& pool,
-          kernels::Precision precision = kernels::Precision::kExact);
+  Forward(const Model& model, WeightStore& store, ThreadPool& pool, MemoryLedger& ledger,
+          int64_t max_batch, int64_t max_ctx);
+
+  // The scratch bytes a Forward with these limits reserves.
+  static size_t scratch_bytes(const ModelSpec& spec, int64_t max_batch, int64_t max_ctx,
+                              int threads, kernels::Precision precision);
 
   // Runs tokens[0..T) at positions [pos, pos+T), writing their K/V into kv.
   // logits: [T x V] when all_logits, else [V] for the last token only.
-  // Throws Error on a token id outside the vocabulary or a full cache.
+  // Throws Error on a token id outside the vocabulary, T above max_batch or
+  // a full cache.
   void run(const int32_t* tokens, int64_t T, int64_t pos, KvCache& kv, float* logits,
            bool all_logits);
 
@@ -30,11 +40,14 @@ class Forward {
   void attention(int64_t layer, int64_t T, int64_t pos, KvCache& kv);
 
   const ModelSpec& spec_;
-  const ModelWeights& w_;
+  const ModelWeights& w_;  // norms and rope factors (the matrices come from store_)
+  WeightStore& store_;
   ThreadPool& pool_;
   kernels::Precision precision_;
+  int64_t max_batch_, max_ctx_;
+  MemoryLedger::Reservation reservation_;
   kernels::MatmulInput input_;  // shared by the matrices that read one activation
-  // Activations, sized for the largest T seen so far.
+  // Activations, sized for max_batch tokens.
   std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, proj_, rope_cs_;
   // Queries per attention work item (their scores are materialized together).
   static constexpr int64_t kQueryBlock = 16;

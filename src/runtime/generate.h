@@ -25,6 +25,12 @@ struct GenerateStats {
   double prefill_seconds = 0;
   double decode_seconds = 0;
   bool stopped_at_eog = false;
+  double prefill_tokens_per_s() const {
+    return prefill_seconds > 0 ? double(prompt_tokens) / prefill_seconds : 0.0;
+  }
+  double decode_tokens_per_s() const {
+    return decode_seconds > 0 ? double(generated_tokens) / decode_seconds : 0.0;
+  }
 };
 
 // on_token is called with each generated token, the end-of-generation token

@@ -6,12 +6,30 @@
 
 namespace memwall {
 
-Session::Session(const Model& model, ThreadPool& pool, int64_t max_ctx, int64_t batch,
-                 kernels::Precision precision)
+namespace {
+// The logits, and about what a sampler keeps per vocabulary entry.
+size_t logits_bytes(const ModelSpec& spec) {
+  return size_t(spec.n_vocab) * (sizeof(float) + 2 * sizeof(float));
+}
+}  // namespace
+
+size_t Session::kv_bytes_for(const ModelSpec& spec, int64_t max_ctx) {
+  return KvCache::bytes_for(spec, max_ctx);
+}
+
+size_t Session::scratch_bytes_for(const ModelSpec& spec, int64_t max_ctx, int64_t batch,
+                                  int threads, kernels::Precision precision) {
+  return Forward::scratch_bytes(spec, std::min(batch, max_ctx), max_ctx, threads, precision) +
+         logits_bytes(spec);
+}
+
+Session::Session(const Model& model, WeightStore& store, ThreadPool& pool, MemoryLedger& ledger,
+                 int64_t max_ctx, int64_t batch)
     : model_(model),
-      kv_(model.spec, max_ctx),
-      forward_(model, pool, precision),
-      batch_(std::max<int64_t>(1, batch)) {
+      kv_(model.spec, max_ctx, ledger),
+      forward_(model, store, pool, ledger, std::min(std::max<int64_t>(1, batch), max_ctx), max_ctx),
+      batch_(std::min(std::max<int64_t>(1, batch), max_ctx)),
+      logits_reservation_(ledger.reserve(MemCategory::kScratch, logits_bytes(model.spec))) {
   logits_.resize(size_t(model.spec.n_vocab));
 }
 

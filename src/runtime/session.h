@@ -1,22 +1,30 @@
 // A Session is one sequence being run: the tokens fed so far, their KV cache,
-// and the logits of the last one. Prompts are fed in chunks so activation
-// memory stays bounded however long the prompt is.
+// and the logits of the last one. Prompts are fed in chunks of `batch` so
+// activation memory stays bounded however long the prompt is. Its KV cache,
+// activations and logits are reserved from the ledger when it is made.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
+#include "base/memory_ledger.h"
 #include "base/thread_pool.h"
 #include "model/forward.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
+#include "runtime/weight_store.h"
 
 namespace memwall {
 
 class Session {
  public:
-  Session(const Model& model, ThreadPool& pool, int64_t max_ctx, int64_t batch = 256,
-          kernels::Precision precision = kernels::Precision::kExact);
+  Session(const Model& model, WeightStore& store, ThreadPool& pool, MemoryLedger& ledger,
+          int64_t max_ctx, int64_t batch);
+
+  // Bytes a session reserves: KV cache and scratch (activations, logits).
+  static size_t kv_bytes_for(const ModelSpec& spec, int64_t max_ctx);
+  static size_t scratch_bytes_for(const ModelSpec& spec, int64_t max_ctx, int64_t batch,
+                                  int threads, kernels::Precision precision);
 
   // Appends tokens to the sequence; afterwards logits() is the next-token
   // distribution after the last one. Throws Error when the context is full.
@@ -36,6 +44,7 @@ class Session {
   KvCache kv_;
   Forward forward_;
   int64_t batch_;
+  MemoryLedger::Reservation logits_reservation_;
   std::vector<int32_t> tokens_;
   std::vector<float> logits_;
 };

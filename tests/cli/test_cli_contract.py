@@ -9,7 +9,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("MEMWALL_BIN", os.path.join(ROOT, "build", "memwall"))
 MODEL = os.environ.get("MEMWALL_MODEL", os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf"))
-COMMANDS = ["run", "chat", "tokenize", "info", "convert", "synth", "logits", "bench"]
+COMMANDS = ["run", "chat", "tokenize", "info", "convert", "synth", "logits", "bench", "profile"]
 
 
 def memwall(*args, input=None):

@@ -15,6 +15,7 @@
 #include "model/forward.h"
 #include "model/synthetic.h"
 #include "runtime/session.h"
+#include "runtime/weight_store.h"
 
 namespace memwall {
 namespace {
@@ -47,18 +48,20 @@ TEST_P(ForwardPrecision, PrefillChunksAndTokenByTokenAgree) {
     std::string path = make_model(type, small_shape(), std::string(tensor_type_name(type)));
     Model model = Model::load(path);
     ThreadPool pool(2);
+    MemoryLedger ledger;
+    WeightStore store(model, {Residency::kResident, 0, precision}, ledger, pool);
     const std::vector<int32_t> tokens = {5, 77, 256, 1, 299, 42, 42, 8, 120, 3, 17};
     const int64_t T = int64_t(tokens.size()), V = model.spec.n_vocab;
 
     std::vector<float> all(size_t(T * V));
     {
-      KvCache kv(model.spec, T);
-      Forward f(model, pool, precision);
+      KvCache kv(model.spec, T, ledger);
+      Forward f(model, store, pool, ledger, T, T);
       f.run(tokens.data(), T, 0, kv, all.data(), true);
     }
     // Token by token: each step's logits equal row t of the full pass.
-    KvCache kv(model.spec, T);
-    Forward f(model, pool, precision);
+    KvCache kv(model.spec, T, ledger);
+    Forward f(model, store, pool, ledger, T, T);
     std::vector<float> step(static_cast<size_t>(V));
     const float tol = 1e-4f * max_abs(all);
     for (int64_t t = 0; t < T; ++t) {
@@ -67,7 +70,7 @@ TEST_P(ForwardPrecision, PrefillChunksAndTokenByTokenAgree) {
         ASSERT_NEAR(step[size_t(v)], all[size_t(t * V + v)], tol) << t;
     }
     // Session in chunks of 4 ends with the last row.
-    Session session(model, pool, T, 4, precision);
+    Session session(model, store, pool, ledger, T, 4);
     session.feed(tokens);
     for (int64_t v = 0; v < V; ++v) {
       ASSERT_NEAR(session.logits()[v], all[size_t((T - 1) * V + v)], tol);
@@ -92,7 +95,9 @@ TEST(Forward, RefusesBadTokensAndFullContext) {
   std::string path = make_model(TensorType::F32, small_shape(), "bad");
   Model model = Model::load(path);
   ThreadPool pool(1);
-  Session session(model, pool, 4);
+  MemoryLedger ledger;
+  WeightStore store(model, {}, ledger, pool);
+  Session session(model, store, pool, ledger, 4, 4);
   EXPECT_THROW(session.feed({300}), Error);
   EXPECT_THROW(session.feed({-1}), Error);
   EXPECT_THROW(session.feed({1, 2, 3, 4, 5}), Error);

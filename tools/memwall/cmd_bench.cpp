@@ -23,10 +23,10 @@
 #include "base/thread_pool.h"
 #include "commands.h"
 #include "common.h"
+#include "engine.h"
 #include "generation_flags.h"
 #include "kernels/isa.h"
 #include "model/model.h"
-#include "model/weight_packing.h"
 #include "runtime/session.h"
 #include "tokenizer/tokenizer.h"
 
@@ -46,6 +46,7 @@ struct BenchOptions {
   std::string precision = GenerationFlags{}.precision;  // the same default as run and chat
   bool json = false;
   bool harness = false;
+  MemoryFlags memory;
 };
 
 struct Spread {
@@ -161,8 +162,9 @@ int run_bench(const BenchOptions& opt) {
   const std::string path = resolve_model_path(opt.model);
   using Clock = std::chrono::steady_clock;
   const auto load_start = Clock::now();
-  Model model = Model::load(path);
-  const double load_seconds = std::chrono::duration<double>(Clock::now() - load_start).count();
+  const int threads = opt.threads > 0 ? opt.threads : ThreadPool::default_threads();
+  Engine engine({path, opt.memory, threads, precision, /*tokenizer=*/false});
+  Model& model = engine.model();
 
   const int64_t needed = opt.n_prompt + opt.n_gen;
   const int64_t ctx = opt.ctx > 0 ? opt.ctx : needed;
@@ -173,10 +175,10 @@ int run_bench(const BenchOptions& opt) {
   const std::vector<int32_t> prompt =
       make_prompt(opt.n_prompt, model.spec.n_vocab, end_of_generation_ids(model), opt.seed);
   const MatrixTotals matrices = matrix_totals(model);
-  const int threads = opt.threads > 0 ? opt.threads : ThreadPool::default_threads();
-  ThreadPool pool(threads);
-  // Repacking is part of loading for the fast path; reported on its own.
-  const PackStats pack = prepare_weights(model, pool, precision);
+  engine.plan_and_load(ctx, ctx, opt.batch);
+  // Reading (and repacking) the weights is part of loading; reported on its own.
+  const double load_seconds = std::chrono::duration<double>(Clock::now() - load_start).count();
+  const StoreStats loaded = engine.store().stats();
 
   std::vector<double> prefill_tps, decode_tps, prefill_s, decode_s;
   size_t kv_bytes = 0;
@@ -191,7 +193,8 @@ int run_bench(const BenchOptions& opt) {
       std::string line;
       if (!std::getline(std::cin, line)) break;
     }
-    Session session(model, pool, ctx, opt.batch, precision);
+    Session session(model, engine.store(), engine.pool(), engine.ledger(), ctx,
+                    engine.plan().batch);
     const auto t0 = Clock::now();
     session.feed(prompt);
     const auto t1 = Clock::now();
@@ -247,8 +250,10 @@ int run_bench(const BenchOptions& opt) {
     j["decode_seconds"] = decode_s;
     j["peak_rss_bytes"] = rss;
     j["load_seconds"] = load_seconds;
-    j["pack_seconds"] = pack.seconds;
-    j["packed_bytes"] = pack.bytes;
+    j["weights_load_seconds"] = loaded.load_seconds;
+    j["plan"] = engine.plan().to_json();
+    j["budget_bytes"] = engine.budget();
+    j["predicted_peak_bytes"] = engine.plan().predicted_peak;
     j["file_bytes"] = model.file.file_size();
     // Bytes of every matrix read once per decoded token (incl. the output head).
     j["matrix_bytes"] = matrices.bytes;
@@ -260,6 +265,7 @@ int run_bench(const BenchOptions& opt) {
     std::printf(
         "%s\n",
         j.dump(opt.harness ? -1 : 2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    engine.finish(pp.median, tg.median);
     return 0;
   }
 
@@ -271,10 +277,8 @@ int run_bench(const BenchOptions& opt) {
       "s\n",
       threads, isa.c_str(), opt.precision.c_str(), (long long)opt.batch, opt.reps, opt.warmup,
       load_seconds);
-  if (pack.matrices > 0) {
-    std::printf("packed:  %d matrices, %s, in %.2f s\n", pack.matrices,
-                format_bytes(double(pack.bytes)).c_str(), pack.seconds);
-  }
+  std::printf("weights: %s, read in %.2f s\n", engine.plan().weights_text().c_str(),
+              loaded.load_seconds);
   std::printf("\n| %-8s | %6s | %12s | %12s | %12s | %10s |\n", "test", "tokens", "tok/s median",
               "min", "max", "stddev");
   std::printf("|----------|--------|--------------|--------------|--------------|------------|\n");
@@ -285,6 +289,7 @@ int run_bench(const BenchOptions& opt) {
   row(("pp" + std::to_string(opt.n_prompt)).c_str(), opt.n_prompt, pp);
   if (opt.n_gen > 0) row(("tg" + std::to_string(opt.n_gen)).c_str(), opt.n_gen, tg);
   std::printf("\npeak RSS: %s\n", format_bytes(double(rss)).c_str());
+  engine.finish(pp.median, tg.median);
   return 0;
 }
 
@@ -310,6 +315,7 @@ const CommandRegistration kBench{
       sub.add_option("--seed", opt->seed, "Seed of the pseudo-random prompt")
           ->capture_default_str();
       sub.add_flag("--json", opt->json, "Print one JSON object instead of the table");
+      add_memory_flags(sub, opt->memory);
       sub.add_flag("--harness", opt->harness,
                    "With --json: after the warm-up, run each measured repetition when a line "
                    "arrives on stdin (EOF ends early) and print its result as one JSON line; "

@@ -12,9 +12,9 @@
 #include "base/thread_pool.h"
 #include "commands.h"
 #include "common.h"
+#include "engine.h"
 #include "generation_flags.h"
 #include "model/model.h"
-#include "model/weight_packing.h"
 #include "runtime/generate.h"
 #include "runtime/session.h"
 #include "tokenizer/chat_template.h"
@@ -33,17 +33,21 @@ struct ChatOptions {
 int run_chat(ChatOptions& opt) {
   const SamplerConfig sampling = sampler_config(opt.gen);
   Sampler sampler(sampling);  // validates the sampling flags before any work
-  parse_precision(opt.gen.precision);
-  Model model = Model::load(resolve_model_path(opt.gen.model));
-  Tokenizer tokenizer = Tokenizer::from_gguf(model.file);
+  Engine engine({resolve_model_path(opt.gen.model), opt.gen.memory, resolved_threads(opt.gen),
+                 parse_precision(opt.gen.precision)});
+  Model& model = engine.model();
+  Tokenizer& tokenizer = engine.tokenizer();
   ChatTemplate chat_template = ChatTemplate::from_gguf(model.file, tokenizer);
   if (!chat_template.note().empty())
     std::fprintf(stderr, "note: %s\n", chat_template.note().c_str());
 
-  const int64_t ctx = opt.gen.ctx > 0 ? opt.gen.ctx : model.spec.n_ctx_train;
-  ThreadPool pool(resolved_threads(opt.gen));
-  prepare_weights(model, pool, parse_precision(opt.gen.precision));
-  Session session(model, pool, ctx, opt.gen.batch, parse_precision(opt.gen.precision));
+  // Without --ctx, the model's full context, or what the budget holds (at least 512).
+  const int64_t wanted = opt.gen.ctx > 0 ? opt.gen.ctx : model.spec.n_ctx_train;
+  engine.plan_and_load(wanted, opt.gen.ctx > 0 ? wanted : std::min<int64_t>(wanted, 512),
+                       opt.gen.batch);
+  const int64_t ctx = engine.plan().ctx;
+  Session session(model, engine.store(), engine.pool(), engine.ledger(), ctx, engine.plan().batch);
+  GenerateStats last;
   print_seed(opt.gen, sampling);
   const bool interactive = opt.once.empty();
   const bool tty = isatty(fileno(stdin));
@@ -98,8 +102,10 @@ int run_chat(ChatOptions& opt) {
     std::fflush(stdout);
     history.push_back({"assistant", reply});
     print_stats(stats);
+    last = stats;
     if (!interactive) break;
   }
+  engine.finish(last.prefill_tokens_per_s(), last.decode_tokens_per_s());
   return 0;
 }
 

@@ -7,10 +7,11 @@
 #include "base/thread_pool.h"
 #include "commands.h"
 #include "common.h"
+#include "engine.h"
 #include "format/npy_writer.h"
 #include "generation_flags.h"
 #include "model/forward.h"
-#include "model/weight_packing.h"
+#include "runtime/weight_store.h"
 
 namespace memwall::tools {
 namespace {
@@ -21,20 +22,29 @@ struct LogitsOptions {
   std::string out;
   int threads = 0;
   std::string precision = "exact";
+  MemoryFlags memory;
 };
 
 int run_logits(const LogitsOptions& opt) {
   std::vector<int32_t> ids = parse_token_ids(opt.tokens);
   if (ids.empty()) fail("--tokens is empty");
-  Model model = Model::load(resolve_model_path(opt.model));
-  ThreadPool pool(opt.threads > 0 ? opt.threads : ThreadPool::default_threads());
-  prepare_weights(model, pool, parse_precision(opt.precision));
-  KvCache kv(model.spec, int64_t(ids.size()));
-  Forward forward(model, pool, parse_precision(opt.precision));
-  const int64_t T = int64_t(ids.size()), V = model.spec.n_vocab;
+  Engine engine({resolve_model_path(opt.model), opt.memory, opt.threads,
+                 parse_precision(opt.precision), /*tokenizer=*/false});
+  const int64_t T = int64_t(ids.size()), V = engine.model().spec.n_vocab;
+  // One pass over every token: the batch is the whole sequence.
+  engine.plan_and_load(T, T, T);
+  if (engine.plan().batch < T) {
+    fail("--mem holds a batch of ", engine.plan().batch, " tokens; logits needs all ", T,
+         " in one pass (raise --mem)");
+  }
+  KvCache kv(engine.model().spec, T, engine.ledger());
+  Forward forward(engine.model(), engine.store(), engine.pool(), engine.ledger(), T, T);
+  MemoryLedger::Reservation out =
+      engine.ledger().reserve(MemCategory::kScratch, size_t(T * V) * sizeof(float));
   std::vector<float> logits(size_t(T * V));
   forward.run(ids.data(), T, 0, kv, logits.data(), true);
   write_npy_f32(opt.out, logits.data(), {T, V});
+  engine.finish(0, 0);
   return 0;
 }
 
@@ -48,6 +58,7 @@ const CommandRegistration kLogits{
       sub.add_option("-o,--output", opt->out, "Output .npy path ([T, V] float32)")->required();
       sub.add_option("-t,--threads", opt->threads, "Threads (default: physical cores)");
       sub.add_option("--precision", opt->precision, kPrecisionHelp)->capture_default_str();
+      add_memory_flags(sub, opt->memory);
       return [opt] { return run_logits(*opt); };
     }};
 

@@ -11,9 +11,9 @@
 #include "base/thread_pool.h"
 #include "commands.h"
 #include "common.h"
+#include "engine.h"
 #include "generation_flags.h"
 #include "model/model.h"
-#include "model/weight_packing.h"
 #include "runtime/generate.h"
 #include "runtime/session.h"
 #include "tokenizer/stream_decoder.h"
@@ -42,9 +42,10 @@ int run_run(const RunOptions& opt) {
   if (opt.gen.n_predict < 0) fail("-n must be >= 0");
   const SamplerConfig sampling = sampler_config(opt.gen);
   Sampler sampler(sampling);  // validates the sampling flags before any work
-  parse_precision(opt.gen.precision);
-  Model model = Model::load(resolve_model_path(opt.gen.model));
-  Tokenizer tokenizer = Tokenizer::from_gguf(model.file);
+  Engine engine({resolve_model_path(opt.gen.model), opt.gen.memory, resolved_threads(opt.gen),
+                 parse_precision(opt.gen.precision)});
+  Model& model = engine.model();
+  Tokenizer& tokenizer = engine.tokenizer();
 
   std::vector<int32_t> prompt;
   if (!opt.tokens.empty()) {
@@ -66,9 +67,9 @@ int run_run(const RunOptions& opt) {
     fail("the prompt has ", prompt.size(), " tokens but the context holds ", ctx,
          " (raise --ctx, up to the model's ", model.spec.n_ctx_train, ")");
   }
-  ThreadPool pool(resolved_threads(opt.gen));
-  prepare_weights(model, pool, parse_precision(opt.gen.precision));
-  Session session(model, pool, ctx, opt.gen.batch, parse_precision(opt.gen.precision));
+  engine.plan_and_load(ctx, std::min(ctx, needed), opt.gen.batch);
+  ctx = engine.plan().ctx;
+  Session session(model, engine.store(), engine.pool(), engine.ledger(), ctx, engine.plan().batch);
   GenerateOptions go;
   go.n_predict = std::min(opt.gen.n_predict, ctx - int64_t(prompt.size()));
   go.ignore_eos = opt.gen.ignore_eos;
@@ -100,6 +101,7 @@ int run_run(const RunOptions& opt) {
   }
   std::fflush(stdout);
   print_stats(stats);
+  engine.finish(stats.prefill_tokens_per_s(), stats.decode_tokens_per_s());
   return 0;
 }
 

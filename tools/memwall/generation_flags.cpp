@@ -38,6 +38,7 @@ void add_generation_flags(CLI::App& sub, GenerationFlags& f) {
       ->each([&f](const std::string&) { f.seed_given = true; });
   sub.add_flag("--ignore-eos", f.ignore_eos, "Do not stop at end-of-generation tokens");
   sub.add_option("--precision", f.precision, kPrecisionHelp)->capture_default_str();
+  add_memory_flags(sub, f.memory);
 }
 
 SamplerConfig sampler_config(const GenerationFlags& f) {

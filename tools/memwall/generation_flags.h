@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "engine.h"
 #include "kernels/matmul.h"
 #include "runtime/generate.h"
 #include "runtime/sampler.h"
@@ -24,6 +25,7 @@ struct GenerationFlags {
   // Exact until the fast path meets its quality bound (issue 3): see
   // tests/reference/test_fast_path_quality.py.
   std::string precision = "fast";
+  MemoryFlags memory;
 };
 
 void add_generation_flags(CLI::App& sub, GenerationFlags& flags);

@@ -1,0 +1,313 @@
+#include "plan/planner.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <set>
+#include <sstream>
+
+#include "base/process_stats.h"
+#include "model/weight_units.h"
+#include "runtime/session.h"
+
+namespace memwall::plan {
+namespace {
+
+// Serial work per layer and token besides the matmuls' streaming: norms,
+// RoPE, a dozen thread-pool dispatches (measured about this on 2 cores).
+constexpr double kLayerOverheadSeconds = 25e-6;
+// Reading through page faults (mapped, window < all) runs below pread speed.
+constexpr double kFaultEfficiency = 0.5;
+
+std::string mib(size_t b) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f MiB", double(b) / double(1 << 20));
+  return buf;
+}
+
+struct UnitCost {
+  double decode_s = 0;  // one token
+  double prefill_s_per_tok = 0;
+  double read_s = 0;  // pread (or fault) the unit's file bytes
+  double pack_s = 0;  // repack them
+};
+
+UnitCost unit_cost(const WeightUnit& u, const MachineProfile& prof, kernels::Precision precision,
+                   double io_gbps) {
+  UnitCost c;
+  for (const UnitMatrix& m : u.matrices) {
+    const std::string key = kernel_key(std::string(tensor_type_name(m.source->type)),
+                                       std::string(precision_name(precision)), m.packed);
+    const KernelRate r = prof.rate(key);
+    c.decode_s += double(m.file_bytes()) / (std::max(0.05, r.decode_gbps) * 1e9);
+    c.prefill_s_per_tok +=
+        2.0 * double(m.rows) * double(m.source->cols) / (std::max(0.05, r.prefill_gops) * 1e9);
+    c.read_s += double(m.file_bytes()) / (io_gbps * 1e9);
+    if (m.packed) c.pack_s += double(m.file_bytes()) / (std::max(0.05, prof.pack_gbps) * 1e9);
+  }
+  return c;
+}
+
+struct Candidate {
+  Residency residency;
+  int64_t window;
+};
+
+}  // namespace
+
+std::string_view precision_name(kernels::Precision p) {
+  switch (p) {
+    case kernels::Precision::kExact:
+      return "exact";
+    case kernels::Precision::kFast:
+      return "fast";
+    case kernels::Precision::kInt8:
+      return "int8";
+  }
+  return "?";
+}
+
+size_t headroom_bytes(size_t predicted) {
+  return std::max<size_t>(size_t(6) << 20, predicted / 25);
+}
+
+StoreConfig Plan::store_config() const {
+  StoreConfig c;
+  c.residency = residency;
+  c.window = window;
+  c.precision = precision;
+  return c;
+}
+
+std::string Plan::weights_text() const {
+  std::ostringstream s;
+  switch (residency) {
+    case Residency::kResident:
+      s << "resident";
+      break;
+    case Residency::kMapped:
+      s << "mapped";
+      if (window > 0) s << ", " << window << "-unit window";
+      break;
+    case Residency::kStreamed:
+      s << "streamed, ring of " << window << (window == 1 ? " unit" : " units") << " ("
+        << window - 1 << " read ahead)";
+      break;
+  }
+  return s.str();
+}
+
+std::string Plan::summary() const {
+  char buf[256];
+  std::snprintf(buf, sizeof buf,
+                "weights %s | batch %lld | ctx %lld | KV %s | %s precision | predicted peak %s | "
+                "~%.1f tok/s decode, ~%.0f tok/s prefill",
+                weights_text().c_str(), (long long)batch, (long long)ctx, kv_type.c_str(),
+                std::string(precision_name(precision)).c_str(), mib(predicted_peak).c_str(),
+                decode_tps, prefill_tps);
+  return buf;
+}
+
+nlohmann::json Plan::to_json() const {
+  nlohmann::json by_category = nlohmann::json::object();
+  for (size_t c = 0; c < bytes.size(); ++c) {
+    by_category[std::string(category_name(MemCategory(c)))] = bytes[c];
+  }
+  return {{"weights", std::string(residency_name(residency))},
+          {"window_units", window},
+          {"prefetch_depth", residency == Residency::kStreamed ? window - 1 : 0},
+          {"kv_type", kv_type},
+          {"attention", attention},
+          {"ctx", ctx},
+          {"batch", batch},
+          {"precision", std::string(precision_name(precision))},
+          {"threads", threads},
+          {"predicted_bytes", by_category},
+          {"predicted_peak_bytes", predicted_peak},
+          {"predicted_decode_tokens_per_s", decode_tps},
+          {"predicted_prefill_tokens_per_s", prefill_tps},
+          {"fits", fits},
+          {"pareto", pareto},
+          {"summary", summary()}};
+}
+
+Planning make_plans(const Model& model, const MachineProfile& prof, const PlanRequest& req) {
+  const ModelSpec& spec = model.spec;
+  const kernels::Isa isa = kernels::active_isa();
+  const kernels::Precision precision = effective_precision(req.precision, isa);
+  const WeightUnits packed = weight_units(model.weights, precision, isa, true);
+  const WeightUnits rows = weight_units(model.weights, precision, isa, false);
+  const int64_t n_units = int64_t(packed.units.size());
+  const double cached = std::clamp(req.cached_fraction, 0.0, 1.0);
+  const double io_gbps = 1.0 / (cached / std::max(0.05, prof.cached_read_gbps) +
+                                (1 - cached) / std::max(0.01, prof.disk_read_gbps));
+
+  std::vector<Candidate> candidates = {{Residency::kResident, 0}, {Residency::kMapped, 0}};
+  if (n_units > 1) candidates.push_back({Residency::kMapped, 1});
+  for (int64_t k : {1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64}) {
+    if (k < n_units) candidates.push_back({Residency::kStreamed, k});
+  }
+  std::set<int64_t> batches = {1};
+  for (int64_t b : {req.batch, int64_t(256), int64_t(64), int64_t(16)}) {
+    if (b >= 1 && b <= req.batch) batches.insert(std::min(b, req.ctx));
+  }
+  std::set<int64_t> ctxs = {req.ctx};
+  for (int64_t c = req.ctx / 2; c >= std::max<int64_t>(1, req.min_ctx); c /= 2) ctxs.insert(c);
+  ctxs.insert(std::max<int64_t>(1, req.min_ctx));
+
+  if (req.force_residency) {
+    std::erase_if(candidates, [&](const Candidate& c) {
+      return c.residency != req.residency || (req.window >= 0 && c.window != req.window);
+    });
+    if (candidates.empty()) candidates.push_back({req.residency, std::max<int64_t>(req.window, 1)});
+  }
+  Planning out;
+  for (const Candidate& cand : candidates) {
+    const bool mapped = cand.residency == Residency::kMapped;
+    const WeightUnits& units = mapped ? rows : packed;
+    // Per-token decode time and per-pass prefill costs, from the unit costs.
+    double decode_s = 0, compute_tok_s = 0, pass_io_s = 0;
+    for (const WeightUnit& u : units.units) {
+      const UnitCost c = unit_cost(u, prof, precision, io_gbps);
+      compute_tok_s += c.prefill_s_per_tok;
+      if (cand.residency == Residency::kResident || (mapped && cand.window == 0)) {
+        decode_s += c.decode_s;
+      } else if (mapped) {
+        const double io = c.read_s / kFaultEfficiency;
+        decode_s += c.decode_s + io;
+        pass_io_s += io;
+      } else {
+        const double load = c.read_s + c.pack_s;
+        decode_s += cand.window == 1 ? c.decode_s + load : std::max(c.decode_s, load);
+        pass_io_s += cand.window == 1 ? load : std::max(0.0, load - c.decode_s);
+      }
+    }
+    decode_s += double(spec.n_layer) * kLayerOverheadSeconds;
+
+    const size_t staging =
+        WeightStore::staging_bytes({cand.residency, cand.window, req.precision}, units);
+    size_t weights = 0, stream = 0, mapped_bytes = 0;
+    if (cand.residency == Residency::kResident)
+      weights = AlignedBuffer::footprint(units.total_bytes);
+    if (cand.residency == Residency::kStreamed) {
+      stream = size_t(cand.window) * AlignedBuffer::footprint(units.max_unit_bytes) +
+               AlignedBuffer::footprint(staging);
+    }
+    if (mapped) {
+      for (const WeightUnit& u : units.units) {
+        size_t b = 0;
+        for (const UnitMatrix& m : u.matrices) b += m.file_bytes();
+        mapped_bytes = cand.window == 0 ? mapped_bytes + b : std::max(mapped_bytes, b);
+      }
+    }
+    for (int64_t ctx : ctxs) {
+      for (int64_t batch : batches) {
+        if (batch > ctx) continue;
+        Plan p;
+        p.residency = cand.residency;
+        p.window = cand.window;
+        p.ctx = ctx;
+        p.batch = batch;
+        p.precision = precision;
+        p.threads = req.threads;
+        auto& b = p.bytes;
+        b[size_t(MemCategory::kProcess)] = req.process_bytes;
+        b[size_t(MemCategory::kWeights)] = weights;
+        b[size_t(MemCategory::kWeightStream)] = stream;
+        b[size_t(MemCategory::kWeightsMapped)] = mapped_bytes;
+        b[size_t(MemCategory::kKv)] = Session::kv_bytes_for(spec, ctx);
+        b[size_t(MemCategory::kScratch)] =
+            Session::scratch_bytes_for(spec, ctx, batch, req.threads, precision);
+        size_t run = 0;
+        for (size_t v : b) run += v;
+        // A resident load holds its staging buffer before the session exists.
+        const size_t load = req.process_bytes + weights + AlignedBuffer::footprint(staging);
+        p.predicted_peak = std::max(run, cand.residency == Residency::kResident ? load : 0);
+        // Attention reads half the context's K and V on average.
+        const double kv_s =
+            double(Session::kv_bytes_for(spec, ctx)) / 2 / (std::max(1.0, prof.read_gbps) * 1e9);
+        p.decode_tps = 1.0 / (decode_s + kv_s);
+        p.prefill_tps = double(batch) / (compute_tok_s * double(batch) + pass_io_s +
+                                         double(spec.n_layer) * kLayerOverheadSeconds);
+        p.fits = p.predicted_peak + headroom_bytes(p.predicted_peak) <= req.budget;
+        out.plans.push_back(p);
+      }
+    }
+  }
+  std::stable_sort(out.plans.begin(), out.plans.end(), [](const Plan& a, const Plan& b) {
+    return a.predicted_peak < b.predicted_peak;
+  });
+  // Frontier: no other plan is both smaller and faster at decode.
+  double best = -1;
+  for (Plan& p : out.plans) {
+    if (p.ctx != req.ctx) continue;
+    if (p.decode_tps > best * 1.001) {
+      p.pareto = true;
+      best = p.decode_tps;
+    }
+  }
+  if (!out.plans.empty()) out.smallest = 0;  // every ctx enumerated is >= min_ctx
+  for (size_t i = 0; i < out.plans.size(); ++i) {
+    const Plan& p = out.plans[i];
+    if (!p.fits) continue;
+    if (out.chosen < 0) {
+      out.chosen = int(i);
+      continue;
+    }
+    const Plan& c = out.plans[size_t(out.chosen)];
+    auto rank = [](const Plan& x) {
+      return std::make_tuple(x.ctx, std::round(x.decode_tps * 100), x.prefill_tps,
+                             -double(x.predicted_peak));
+    };
+    if (rank(p) > rank(c)) out.chosen = int(i);
+  }
+  return out;
+}
+
+std::string too_small_message(const Model& model, const Planning& p, const PlanRequest& req) {
+  std::ostringstream s;
+  s << "--mem " << mib(req.budget) << " is too small for " << model.spec.name << " at ctx "
+    << req.min_ctx << ": ";
+  if (p.smallest < 0) {
+    s << "no plan exists";
+    return s.str();
+  }
+  const Plan& m = p.plans[size_t(p.smallest)];
+  const size_t need = m.predicted_peak + headroom_bytes(m.predicted_peak);
+  s << "the smallest plan needs " << mib(need) << " (weights " << m.weights_text() << ", batch "
+    << m.batch << ", ctx " << m.ctx << ": ";
+  bool first = true;
+  for (size_t c = 0; c < m.bytes.size(); ++c) {
+    if (m.bytes[c] == 0) continue;
+    s << (first ? "" : ", ") << category_name(MemCategory(c)) << " " << mib(m.bytes[c]);
+    first = false;
+  }
+  s << ", headroom " << mib(need - m.predicted_peak) << ")";
+  return s.str();
+}
+
+std::string plan_table(const Planning& p) {
+  std::ostringstream s;
+  char line[320];
+  std::snprintf(line, sizeof line, "   %-40s %6s %6s %5s %12s %12s %12s %12s %12s %10s %10s\n",
+                "weights", "batch", "ctx", "kv", "weights", "stream", "mapped", "kv", "peak",
+                "decode/s", "prefill/s");
+  s << line;
+  for (size_t i = 0; i < p.plans.size(); ++i) {
+    const Plan& x = p.plans[i];
+    const char* mark = int(i) == p.chosen ? "=>" : x.pareto ? " *" : "  ";
+    std::snprintf(line, sizeof line,
+                  "%s %-40s %6lld %6lld %5s %12s %12s %12s %12s %12s %10.1f %10.0f%s\n", mark,
+                  x.weights_text().c_str(), (long long)x.batch, (long long)x.ctx, x.kv_type.c_str(),
+                  mib(x.bytes[size_t(MemCategory::kWeights)]).c_str(),
+                  mib(x.bytes[size_t(MemCategory::kWeightStream)]).c_str(),
+                  mib(x.bytes[size_t(MemCategory::kWeightsMapped)]).c_str(),
+                  mib(x.bytes[size_t(MemCategory::kKv)]).c_str(), mib(x.predicted_peak).c_str(),
+                  x.decode_tps, x.prefill_tps, x.fits ? "" : "  (over budget)");
+    s << line;
+  }
+  s << "=> chosen   * Pareto frontier of (predicted peak, decode tok/s) at the requested ctx\n";
+  return s.str();
+}
+
+}  // namespace memwall::plan

@@ -1,0 +1,80 @@
+// The planner: from a model, this machine's profile and a memory budget, the
+// plans memwall could run (weight residency and window, batch, context cap;
+// KV dtype and attention kernel as they gain alternatives), each with its
+// predicted peak bytes per ledger category and its predicted tokens/s; the
+// Pareto frontier of (bytes, decode tokens/s); and the one to run: the
+// largest context, then the fastest decode, then the fastest prefill, that
+// fits the budget with headroom.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "base/memory_ledger.h"
+#include "kernels/matmul.h"
+#include "model/model.h"
+#include "plan/machine_profile.h"
+#include "runtime/weight_store.h"
+
+namespace memwall::plan {
+
+struct Plan {
+  Residency residency = Residency::kResident;
+  int64_t window = 0;  // streamed: ring slots; mapped: units kept (0: all)
+  std::string kv_type = "f32";
+  std::string attention = "blocked";  // query blocks x all keys, scores per block
+  int64_t ctx = 0;
+  int64_t batch = 0;                                         // prefill tokens per forward pass
+  kernels::Precision precision = kernels::Precision::kFast;  // the one that runs
+  int threads = 1;
+
+  std::array<size_t, size_t(MemCategory::kCount)> bytes{};  // predicted peak per category
+  size_t predicted_peak = 0;
+  double decode_tps = 0, prefill_tps = 0;
+  bool fits = false, pareto = false;
+
+  StoreConfig store_config() const;
+  std::string weights_text() const;  // "streamed, ring of 2 units (1 read ahead)"
+  std::string summary() const;       // one line: weights, batch, ctx, KV, bytes, tok/s
+  nlohmann::json to_json() const;
+};
+
+struct PlanRequest {
+  size_t budget = 0;    // bytes, > 0
+  int64_t ctx = 0;      // the context wanted
+  int64_t min_ctx = 0;  // the least context that does the job (<= ctx)
+  int64_t batch = 512;  // the largest prefill batch wanted
+  kernels::Precision precision = kernels::Precision::kFast;
+  int threads = 1;
+  // Weights as the user forced them (--weights), else any.
+  bool force_residency = false;
+  Residency residency = Residency::kResident;
+  int64_t window = -1;         // with force_residency: -1 lets the planner choose
+  size_t process_bytes = 0;    // measured resident bytes before the weights
+  double cached_fraction = 0;  // of the weights' file bytes in the page cache
+};
+
+struct Planning {
+  std::vector<Plan> plans;  // by predicted peak, ascending
+  int chosen = -1;          // index into plans, -1: nothing fits
+  int smallest = -1;        // the plan with the least predicted peak
+};
+
+// Bytes kept free between a plan's prediction and the budget, for what the
+// prediction cannot see (allocator slack, thread stacks, page tables).
+size_t headroom_bytes(size_t predicted);
+
+Planning make_plans(const Model& model, const MachineProfile& profile, const PlanRequest& req);
+
+// "error"-ready text: the budget is too small; names the smallest plan.
+std::string too_small_message(const Model& model, const Planning& p, const PlanRequest& req);
+
+// A table of every plan, frontier and choice marked (memwall plan, --verbose).
+std::string plan_table(const Planning& p);
+
+std::string_view precision_name(kernels::Precision p);
+
+}  // namespace memwall::plan
