@@ -286,7 +286,7 @@ std::string too_small_message(const Model& model, const Planning& p, const PlanR
   return s.str();
 }
 
-std::string plan_table(const Planning& p) {
+std::string plan_table(const Planning& p, bool all) {
   std::ostringstream s;
   char line[320];
   std::snprintf(line, sizeof line, "   %-40s %6s %6s %5s %12s %12s %12s %12s %12s %10s %10s\n",
@@ -295,6 +295,7 @@ std::string plan_table(const Planning& p) {
   s << line;
   for (size_t i = 0; i < p.plans.size(); ++i) {
     const Plan& x = p.plans[i];
+    if (!all && !x.pareto && int(i) != p.chosen && int(i) != p.smallest) continue;
     const char* mark = int(i) == p.chosen ? "=>" : x.pareto ? " *" : "  ";
     std::snprintf(line, sizeof line,
                   "%s %-40s %6lld %6lld %5s %12s %12s %12s %12s %12s %10.1f %10.0f%s\n", mark,

@@ -72,8 +72,9 @@ Planning make_plans(const Model& model, const MachineProfile& profile, const Pla
 // "error"-ready text: the budget is too small; names the smallest plan.
 std::string too_small_message(const Model& model, const Planning& p, const PlanRequest& req);
 
-// A table of every plan, frontier and choice marked (memwall plan, --verbose).
-std::string plan_table(const Planning& p);
+// A table of the plans, frontier and choice marked: every plan, or only the
+// frontier, the chosen one and the smallest.
+std::string plan_table(const Planning& p, bool all);
 
 std::string_view precision_name(kernels::Precision p);
 

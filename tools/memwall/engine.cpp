@@ -120,7 +120,8 @@ Engine::Engine(const EngineOptions& options)
 
 Engine::~Engine() = default;
 
-void Engine::plan_and_load(int64_t ctx, int64_t min_ctx, int64_t batch) {
+plan::Planning Engine::plans(int64_t ctx, int64_t min_ctx, int64_t batch,
+                             plan::PlanRequest* request) {
   bool measured = false;
   const plan::MachineProfile profile =
       plan::load_or_measure_profile(*pool_, false, [&](const std::string& line) {
@@ -147,8 +148,14 @@ void Engine::plan_and_load(int64_t ctx, int64_t min_ctx, int64_t batch) {
     cached += model_.file.cached_bytes(t.data, t.n_bytes);
   }
   req.cached_fraction = file_bytes ? double(cached) / double(file_bytes) : 1.0;
-  const plan::Planning planning = plan::make_plans(model_, profile, req);
-  if (options_.memory.verbose) std::fprintf(stderr, "%s", plan::plan_table(planning).c_str());
+  *request = req;
+  return plan::make_plans(model_, profile, req);
+}
+
+void Engine::plan_and_load(int64_t ctx, int64_t min_ctx, int64_t batch) {
+  plan::PlanRequest req;
+  const plan::Planning planning = plans(ctx, min_ctx, batch, &req);
+  if (options_.memory.verbose) std::fprintf(stderr, "%s", plan::plan_table(planning, true).c_str());
   if (planning.chosen < 0) fail(plan::too_small_message(model_, planning, req));
   plan_ = planning.plans[size_t(planning.chosen)];
   std::string note;

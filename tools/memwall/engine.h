@@ -52,6 +52,8 @@ class Engine {
   // prefill batches of up to batch tokens; throws Error when nothing fits.
   // Then loads the weights. Prints the chosen plan on one stderr line.
   void plan_and_load(int64_t ctx, int64_t min_ctx, int64_t batch);
+  // The plans alone (memwall plan): nothing is loaded, nothing fails.
+  plan::Planning plans(int64_t ctx, int64_t min_ctx, int64_t batch, plan::PlanRequest* request);
 
   MemoryLedger& ledger() { return ledger_; }
   Model& model() { return model_; }
