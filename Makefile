@@ -7,6 +7,8 @@ PY := .venv/bin/python
 MODEL := models/SmolLM2-135M-Instruct.Q4_1.gguf
 FUZZ_SECONDS ?= 60
 DEMO_PROMPT ?= What is the capital of France? Answer in one sentence.
+# Below the default model's 92 MiB of weights: memwall streams them.
+DEMO_MEM ?= 64MiB
 
 .PHONY: all setup build model demo test test-unit test-python test-asan test-fuzz bench format clean
 
@@ -25,7 +27,8 @@ model: setup
 	@scripts/fetch-model
 
 demo: build model
-	$(BUILD)/memwall chat --once "$(DEMO_PROMPT)" -n 96
+	@echo "memwall: $(MODEL) (92 MiB of weights) answering under --mem $(DEMO_MEM)"
+	$(BUILD)/memwall chat --once "$(DEMO_PROMPT)" -n 96 --mem $(DEMO_MEM) --ctx 512
 
 test: build model
 	$(MAKE) --no-print-directory test-unit test-python test-fuzz test-asan
