@@ -3,7 +3,7 @@
 through llama-cpp-python's low-level API (no high-level Llama wrapper, whose
 per-position logits array would inflate RSS and time).
 
-Loads the model once (mmap, llama.cpp's default), one context of --ctx tokens
+Loads the model once (mmap, llama.cpp's default, or --no-mmap), one context of --ctx tokens
 with n_batch = n_ubatch = --batch, n_threads = n_threads_batch = --threads.
 Each repetition clears the KV cache, prefills -p pseudo-random token ids (the
 same splitmix64 sequence as memwall bench, end-of-generation ids excluded)
@@ -80,6 +80,8 @@ def main():
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--flash-attn", choices=sorted(FLASH), default="auto",
                     help="llama.cpp's flash attention setting (auto is its default)")
+    ap.add_argument("--no-mmap", action="store_true",
+                    help="read the weights into RAM (use_mmap=False) instead of mapping the file")
     ap.add_argument("--harness", action="store_true")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
@@ -89,6 +91,7 @@ def main():
     L.llama_backend_init()
     rss_before_load = status_bytes("VmRSS")
     mparams = L.llama_model_default_params()
+    mparams.use_mmap = not args.no_mmap
     t_load = time.monotonic()
     model = L.llama_model_load_from_file(args.model.encode(), mparams)
     if not model:

@@ -51,6 +51,7 @@ UnitCost unit_cost(const WeightUnit& u, const MachineProfile& prof, kernels::Pre
 struct Candidate {
   Residency residency;
   int64_t window;
+  int64_t resident_units = 0;
 };
 
 }  // namespace
@@ -75,6 +76,7 @@ StoreConfig Plan::store_config() const {
   StoreConfig c;
   c.residency = residency;
   c.window = window;
+  c.resident_units = resident_units;
   c.precision = precision;
   return c;
 }
@@ -92,6 +94,7 @@ std::string Plan::weights_text() const {
     case Residency::kStreamed:
       s << "streamed, ring of " << window << (window == 1 ? " unit" : " units") << " ("
         << window - 1 << " read ahead)";
+      if (resident_units > 0) s << ", " << resident_units << "/" << units << " units resident";
       break;
   }
   return s.str();
@@ -115,6 +118,8 @@ nlohmann::json Plan::to_json() const {
   }
   return {{"weights", std::string(residency_name(residency))},
           {"window_units", window},
+          {"resident_units", residency == Residency::kResident ? units : resident_units},
+          {"units", units},
           {"prefetch_depth", residency == Residency::kStreamed ? window - 1 : 0},
           {"kv_type", kv_type},
           {"attention", attention},
@@ -147,6 +152,12 @@ Planning make_plans(const Model& model, const MachineProfile& prof, const PlanRe
   for (int64_t k : {1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64}) {
     if (k < n_units) candidates.push_back({Residency::kStreamed, k});
   }
+  // Between streaming everything and holding everything: a resident prefix.
+  std::set<int64_t> prefixes;
+  for (int eighth = 1; eighth < 8; ++eighth) prefixes.insert(n_units * eighth / 8);
+  for (int64_t r : prefixes) {
+    if (r >= 1 && r + 2 <= n_units) candidates.push_back({Residency::kStreamed, 2, r});
+  }
   std::set<int64_t> batches = {1};
   for (int64_t b : {req.batch, int64_t(256), int64_t(64), int64_t(16)}) {
     if (b >= 1 && b <= req.batch) batches.insert(std::min(b, req.ctx));
@@ -167,10 +178,18 @@ Planning make_plans(const Model& model, const MachineProfile& prof, const PlanRe
     const WeightUnits& units = mapped ? rows : packed;
     // Per-token decode time and per-pass prefill costs, from the unit costs.
     double decode_s = 0, compute_tok_s = 0, pass_io_s = 0;
-    for (const WeightUnit& u : units.units) {
+    size_t prefix_bytes = 0, slot_bytes = 0;
+    for (size_t i = 0; i < units.units.size(); ++i) {
+      const WeightUnit& u = units.units[i];
       const UnitCost c = unit_cost(u, prof, precision, io_gbps);
       compute_tok_s += c.prefill_s_per_tok;
-      if (cand.residency == Residency::kResident || (mapped && cand.window == 0)) {
+      const bool held = int64_t(i) < cand.resident_units;
+      if (held) {
+        prefix_bytes += u.bytes;
+      } else {
+        slot_bytes = std::max(slot_bytes, u.bytes);
+      }
+      if (cand.residency == Residency::kResident || (mapped && cand.window == 0) || held) {
         decode_s += c.decode_s;
       } else if (mapped) {
         const double io = c.read_s / kFaultEfficiency;
@@ -185,12 +204,13 @@ Planning make_plans(const Model& model, const MachineProfile& prof, const PlanRe
     decode_s += double(spec.n_layer) * kLayerOverheadSeconds;
 
     const size_t staging =
-        WeightStore::staging_bytes({cand.residency, cand.window, req.precision}, units);
+        WeightStore::staging_bytes({cand.residency, cand.window, 0, req.precision}, units);
     size_t weights = 0, stream = 0, mapped_bytes = 0;
     if (cand.residency == Residency::kResident)
       weights = AlignedBuffer::footprint(units.total_bytes);
     if (cand.residency == Residency::kStreamed) {
-      stream = size_t(cand.window) * AlignedBuffer::footprint(units.max_unit_bytes) +
+      weights = AlignedBuffer::footprint(prefix_bytes);
+      stream = size_t(cand.window) * AlignedBuffer::footprint(slot_bytes) +
                AlignedBuffer::footprint(staging);
     }
     if (mapped) {
@@ -206,6 +226,8 @@ Planning make_plans(const Model& model, const MachineProfile& prof, const PlanRe
         Plan p;
         p.residency = cand.residency;
         p.window = cand.window;
+        p.resident_units = cand.resident_units;
+        p.units = n_units;
         p.ctx = ctx;
         p.batch = batch;
         p.precision = precision;
@@ -222,7 +244,7 @@ Planning make_plans(const Model& model, const MachineProfile& prof, const PlanRe
         for (size_t v : b) run += v;
         // A resident load holds its staging buffer before the session exists.
         const size_t load = req.process_bytes + weights + AlignedBuffer::footprint(staging);
-        p.predicted_peak = std::max(run, cand.residency == Residency::kResident ? load : 0);
+        p.predicted_peak = std::max(run, weights > 0 ? load : 0);
         // Attention reads half the context's K and V on average.
         const double kv_s =
             double(Session::kv_bytes_for(spec, ctx)) / 2 / (std::max(1.0, prof.read_gbps) * 1e9);

@@ -23,7 +23,9 @@ namespace memwall::plan {
 
 struct Plan {
   Residency residency = Residency::kResident;
-  int64_t window = 0;  // streamed: ring slots; mapped: units kept (0: all)
+  int64_t window = 0;          // streamed: ring slots; mapped: units kept (0: all)
+  int64_t resident_units = 0;  // streamed: leading units held resident
+  int64_t units = 0;           // units in the model (layers + output head parts)
   std::string kv_type = "f32";
   std::string attention = "blocked";  // query blocks x all keys, scores per block
   int64_t ctx = 0;

@@ -62,7 +62,6 @@ WeightStore::WeightStore(const Model& model, const StoreConfig& config, MemoryLe
     if (fd_ < 0) fail("cannot open '", model.file.path(), "': ", std::strerror(errno));
   }
   embed_row_.resize(model.weights.token_embd.row_bytes);
-  const auto t0 = Clock::now();
 
   if (mapped) {
     const bool all = config.window <= 0 || config.window >= int64_t(units_.units.size());
@@ -73,36 +72,56 @@ WeightStore::WeightStore(const Model& model, const StoreConfig& config, MemoryLe
       bytes = all ? bytes + b : std::max(bytes, b);
     }
     mapped_ = ledger.reserve(MemCategory::kWeightsMapped, bytes);
-    for (const WeightUnit& u : units_.units) views_.push_back(views_of(u, nullptr));
+    for (const WeightUnit& u : units_.units) unit_views_.push_back(views_of(u, nullptr));
     return;
   }
 
   const size_t staging = staging_bytes(config, units_);
-  if (staging > 0) staging_ = LedgerBuffer(ledger, MemCategory::kWeightStream, staging);
-
+  const size_t n_units = units_.units.size();
   if (config.residency == Residency::kResident) {
-    resident_ = LedgerBuffer(ledger, MemCategory::kWeights, units_.total_bytes);
-    size_t offset = 0;
-    for (const WeightUnit& u : units_.units) {
-      load(u, resident_.data() + offset, &pool);
-      count_load(u);
-      views_.push_back(views_of(u, resident_.data() + offset));
-      offset += u.bytes;
-    }
-    staging_ = LedgerBuffer();  // only needed while loading
-    stats_.load_seconds = seconds_since(t0);
+    load_resident(n_units, ledger, pool);
     return;
   }
 
-  // Streamed.
+  // Streamed, after the resident prefix.
   if (config.window < 1) fail("a streamed plan needs a window of at least 1 unit");
-  const int64_t k = std::min<int64_t>(config.window, int64_t(units_.units.size()));
-  for (int64_t s = 0; s < k; ++s) {
-    slots_.emplace_back(ledger, MemCategory::kWeightStream, units_.max_unit_bytes);
+  load_resident(size_t(std::clamp<int64_t>(config.resident_units, 0, int64_t(n_units))), ledger,
+                pool);
+  if (n_resident_ == n_units) return;
+  size_t slot_bytes = 0;
+  for (size_t u = n_resident_; u < n_units; ++u) {
+    slot_bytes = std::max(slot_bytes, units_.units[u].bytes);
   }
-  views_.resize(size_t(k));
+  const int64_t k = std::min<int64_t>(config.window, int64_t(n_units - n_resident_));
+  if (staging > 0) staging_ = LedgerBuffer(ledger, MemCategory::kWeightStream, staging);
+  for (int64_t s = 0; s < k; ++s) {
+    slots_.emplace_back(ledger, MemCategory::kWeightStream, slot_bytes);
+  }
+  slot_views_.resize(size_t(k));
   slot_ticket_.assign(size_t(k), ~uint64_t(0));
   loader_ = std::thread([this] { loader(); });
+}
+
+// Reads units [0, n) into one resident buffer (with a staging buffer only
+// while they load).
+void WeightStore::load_resident(size_t n, MemoryLedger& ledger, ThreadPool& pool) {
+  n_resident_ = n;
+  if (n == 0) return;
+  const auto t0 = Clock::now();
+  size_t bytes = 0;
+  for (size_t u = 0; u < n; ++u) bytes += units_.units[u].bytes;
+  resident_ = LedgerBuffer(ledger, MemCategory::kWeights, bytes);
+  const size_t staging = staging_bytes({Residency::kResident, 0, 0, precision_}, units_);
+  if (staging > 0) staging_ = LedgerBuffer(ledger, MemCategory::kWeightStream, staging);
+  size_t offset = 0;
+  for (size_t u = 0; u < n; ++u) {
+    load(units_.units[u], resident_.data() + offset, &pool);
+    count_load(units_.units[u]);
+    unit_views_.push_back(views_of(units_.units[u], resident_.data() + offset));
+    offset += units_.units[u].bytes;
+  }
+  staging_ = LedgerBuffer();  // only needed while loading
+  stats_.load_seconds += seconds_since(t0);
 }
 
 WeightStore::~WeightStore() {
@@ -194,7 +213,7 @@ void WeightStore::count_load(const WeightUnit& u) {
 }
 
 void WeightStore::loader() {
-  const uint64_t k = slots_.size(), n_units = units_.units.size();
+  const uint64_t k = slots_.size(), n_streamed = units_.units.size() - n_resident_;
   for (uint64_t t = 0;; ++t) {
     {
       std::unique_lock<std::mutex> lock(mutex_);
@@ -203,9 +222,9 @@ void WeightStore::loader() {
     }
     const auto t0 = Clock::now();
     try {
-      const WeightUnit& u = units_.units[t % n_units];
+      const WeightUnit& u = units_.units[n_resident_ + t % n_streamed];
       load(u, slots_[t % k].data(), nullptr);
-      views_[t % k] = views_of(u, slots_[t % k].data());
+      slot_views_[t % k] = views_of(u, slots_[t % k].data());
     } catch (...) {
       std::lock_guard<std::mutex> lock(mutex_);
       loader_error_ = std::current_exception();
@@ -214,7 +233,7 @@ void WeightStore::loader() {
     }
     std::lock_guard<std::mutex> lock(mutex_);
     stats_.load_seconds += seconds_since(t0);
-    count_load(units_.units[t % n_units]);
+    count_load(units_.units[n_resident_ + t % n_streamed]);
     slot_ticket_[t % k] = t;
     changed_.notify_all();
   }
@@ -225,29 +244,25 @@ WeightStore::Views& WeightStore::acquire(size_t unit) {
   if (held_ || next_acquire_ % n_units != unit) {
     fail("weight store: unit ", unit, " acquired out of forward order");
   }
-  const uint64_t t = next_acquire_++;
+  ++next_acquire_;
   held_ = true;
-  switch (config_.residency) {
-    case Residency::kResident:
-      return views_[unit];
-    case Residency::kMapped: {
-      // Read the next unit into the page cache while this one computes.
-      const WeightUnit& next = units_.units[(unit + 1) % n_units];
-      for (const UnitMatrix& m : next.matrices) {
-        model_.file.will_need(m.source->row(m.first_row), m.file_bytes());
-      }
-      return views_[unit];
+  if (config_.residency == Residency::kMapped) {
+    // Read the next unit into the page cache while this one computes.
+    const WeightUnit& next = units_.units[(unit + 1) % n_units];
+    for (const UnitMatrix& m : next.matrices) {
+      model_.file.will_need(m.source->row(m.first_row), m.file_bytes());
     }
-    case Residency::kStreamed:
-      break;
+    return unit_views_[unit];
   }
+  if (!streams(unit)) return unit_views_[unit];
+  const uint64_t t = next_ticket_++;
   const auto t0 = Clock::now();
   std::unique_lock<std::mutex> lock(mutex_);
   const size_t slot = t % slots_.size();
   changed_.wait(lock, [&] { return slot_ticket_[slot] == t || loader_error_; });
   if (slot_ticket_[slot] != t) std::rethrow_exception(loader_error_);
   stats_.wait_seconds += seconds_since(t0);
-  return views_[t % slots_.size()];
+  return slot_views_[slot];
 }
 
 void WeightStore::release(size_t unit) {
@@ -261,7 +276,7 @@ void WeightStore::release(size_t unit) {
     }
     return;
   }
-  if (config_.residency != Residency::kStreamed) return;
+  if (!streams(unit)) return;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     released_ += 1;

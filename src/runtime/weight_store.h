@@ -7,7 +7,9 @@
 //             the page cache, so resident memory tracks the plan;
 //   streamed: a ring of `window` ledger-owned slots that a loader thread
 //             fills with pread (and repacks) in forward order, up to
-//             window - 1 units ahead of the one computing.
+//             window - 1 units ahead of the one computing; optionally the
+//             first `resident_units` units are held resident and only the
+//             rest stream.
 // The file is never mapped into the resident set except by the mapped plan.
 // A forward pass acquires every unit once, in order: layers, then the output
 // head's parts; the store checks that order (streaming depends on it).
@@ -36,6 +38,9 @@ struct StoreConfig {
   Residency residency = Residency::kResident;
   // streamed: ring slots (>= 1); mapped: units kept resident (0: all).
   int64_t window = 0;
+  // streamed: the first units (in forward order) held resident instead, so a
+  // budget between "stream everything" and "all resident" buys speed.
+  int64_t resident_units = 0;
   kernels::Precision precision = kernels::Precision::kFast;  // as requested
 };
 
@@ -89,6 +94,8 @@ class WeightStore {
   Views& acquire(size_t unit);
   void release(size_t unit);
   Views views_of(const WeightUnit& u, const uint8_t* base) const;
+  void load_resident(size_t n_units, MemoryLedger& ledger, ThreadPool& pool);
+  bool streams(size_t unit) const { return !slots_.empty() && unit >= n_resident_; }
   // Reads (and repacks, through staging_) unit u into dst. pool: threads for
   // repacking, or null.
   void load(const WeightUnit& u, uint8_t* dst, ThreadPool* pool);
@@ -105,9 +112,12 @@ class WeightStore {
   LedgerBuffer resident_;
   LedgerBuffer staging_;
   std::vector<LedgerBuffer> slots_;
-  std::vector<Views> views_;  // resident and mapped: per unit; streamed: per slot
+  size_t n_resident_ = 0;          // units [0, n_resident_) live in resident_
+  std::vector<Views> unit_views_;  // resident and mapped units
+  std::vector<Views> slot_views_;  // what each ring slot holds
   std::vector<uint8_t> embed_row_;
-  uint64_t next_acquire_ = 0;  // tickets: the n-th unit acquired overall
+  uint64_t next_acquire_ = 0;  // units acquired so far (checks forward order)
+  uint64_t next_ticket_ = 0;   // streamed units acquired so far
   bool held_ = false;
 
   // Streaming state, guarded by mutex_.

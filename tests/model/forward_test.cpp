@@ -49,7 +49,7 @@ TEST_P(ForwardPrecision, PrefillChunksAndTokenByTokenAgree) {
     Model model = Model::load(path);
     ThreadPool pool(2);
     MemoryLedger ledger;
-    WeightStore store(model, {Residency::kResident, 0, precision}, ledger, pool);
+    WeightStore store(model, {Residency::kResident, 0, 0, precision}, ledger, pool);
     const std::vector<int32_t> tokens = {5, 77, 256, 1, 299, 42, 42, 8, 120, 3, 17};
     const int64_t T = int64_t(tokens.size()), V = model.spec.n_vocab;
 

@@ -89,7 +89,9 @@ def test_budget_below_weights_streams(env, tmp_path, model_1b):
     tokens, rep, err = run(env, tmp_path, model_1b, "256MiB", 64)
     assert rep["plan"]["weights"] in ("streamed", "mapped")
     assert rep["peak_rss_bytes"] < 256 * MIB
-    assert rep["ledger_peak_bytes"]["weights"] == 0
+    # At most a prefix of the 663 MiB of weights is held; the rest streams.
+    assert rep["ledger_peak_bytes"]["weights"] < 200 * MIB
+    assert rep["weights_read_bytes"] > 600 * MIB * 6
 
 
 @pytest.mark.parametrize("which,precision,layouts", [

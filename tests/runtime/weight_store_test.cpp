@@ -46,9 +46,10 @@ std::vector<float> run(const Model& model, const StoreConfig& config, MemoryLedg
   return all;
 }
 
-const std::vector<StoreConfig> kLayouts = {{Residency::kMapped, 0},   {Residency::kMapped, 1},
-                                           {Residency::kStreamed, 1}, {Residency::kStreamed, 2},
-                                           {Residency::kStreamed, 3}, {Residency::kStreamed, 50}};
+const std::vector<StoreConfig> kLayouts = {
+    {Residency::kMapped, 0},      {Residency::kMapped, 1},      {Residency::kStreamed, 1},
+    {Residency::kStreamed, 2},    {Residency::kStreamed, 3},    {Residency::kStreamed, 50},
+    {Residency::kStreamed, 2, 1}, {Residency::kStreamed, 1, 4}, {Residency::kStreamed, 2, 99}};
 
 TEST(WeightStore, EveryResidencyGivesTheSameLogits) {
   for (TensorType type : {TensorType::F32, TensorType::Q4_0, TensorType::Q4_1, TensorType::Q8_0}) {
@@ -58,7 +59,7 @@ TEST(WeightStore, EveryResidencyGivesTheSameLogits) {
     for (kernels::Precision precision : {kernels::Precision::kExact, kernels::Precision::kFast}) {
       MemoryLedger ledger;
       const std::vector<float> want =
-          run(model, {Residency::kResident, 0, precision}, ledger, pool);
+          run(model, {Residency::kResident, 0, 0, precision}, ledger, pool);
       for (StoreConfig c : kLayouts) {
         c.precision = precision;
         // Mapped weights are GGUF rows: at fast precision they run the exact
@@ -68,7 +69,7 @@ TEST(WeightStore, EveryResidencyGivesTheSameLogits) {
           continue;
         const std::vector<float> got = run(model, c, ledger, pool);
         ASSERT_EQ(got, want) << tensor_type_name(type) << " " << residency_name(c.residency)
-                             << " window " << c.window;
+                             << " window " << c.window << " resident " << c.resident_units;
       }
       EXPECT_EQ(ledger.used(), 0u);
       EXPECT_GT(ledger.peak(MemCategory::kWeightStream), 0u);
@@ -83,7 +84,7 @@ TEST(WeightStore, StreamedRingHoldsItsSlots) {
   ThreadPool pool(1);
   MemoryLedger ledger;
   {
-    WeightStore store(model, {Residency::kStreamed, 2, kernels::Precision::kFast}, ledger, pool);
+    WeightStore store(model, {Residency::kStreamed, 2, 0, kernels::Precision::kFast}, ledger, pool);
     const size_t slots = 2 * AlignedBuffer::footprint(store.units().max_unit_bytes);
     EXPECT_GE(ledger.used(MemCategory::kWeightStream), slots);
     EXPECT_EQ(ledger.used(MemCategory::kWeights), 0u);
@@ -97,7 +98,7 @@ TEST(WeightStore, RefusesOutOfOrderAccess) {
   Model model = Model::load(path);
   ThreadPool pool(1);
   MemoryLedger ledger;
-  WeightStore store(model, {Residency::kStreamed, 2, kernels::Precision::kFast}, ledger, pool);
+  WeightStore store(model, {Residency::kStreamed, 2, 0, kernels::Precision::kFast}, ledger, pool);
   EXPECT_THROW(store.acquire_layer(1), Error);
   store.acquire_layer(0);
   EXPECT_THROW(store.acquire_layer(1), Error);  // 0 not released yet
