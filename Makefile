@@ -52,6 +52,7 @@ test-asan: setup
 bench: build model
 	scripts/setup-bench
 	$(PY) bench/e2e_kernels.py --memwall $(BUILD)/memwall --micro $(BUILD)/memwall_micro
+	$(PY) bench/budget.py --memwall $(BUILD)/memwall
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')
