@@ -96,4 +96,17 @@ size_t MappedFile::cached_bytes(const uint8_t* p, size_t bytes) const {
   return std::min(bytes, pages * page);
 }
 
+void MappedFile::unmap_from(size_t offset) {
+  if (data_ == nullptr || offset >= size_) return;
+  const size_t page = size_t(::sysconf(_SC_PAGESIZE));
+  const size_t begin = (offset + page - 1) / page * page;
+  if (begin >= size_) return;
+  // An inaccessible anonymous mapping in place of the file's pages keeps the
+  // address range ours until the destructor unmaps it all.
+  void* p = ::mmap(const_cast<uint8_t*>(data_) + begin, size_ - begin, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED)
+    fail("cannot unmap '", path_, "' from byte ", begin, ": ", std::strerror(errno));
+}
+
 }  // namespace memwall

@@ -28,6 +28,10 @@ class MappedFile {
   // Asks the kernel to read [p, p + bytes) into the page cache ahead of use
   // (not into this process's resident set: that happens on first touch).
   void will_need(const uint8_t* p, size_t bytes) const;
+  // Stops mapping the file from `offset` (rounded up to a page) to its end:
+  // the range stays reserved but maps nothing, so a plan that reads the
+  // weights with pread never has them mapped at all.
+  void unmap_from(size_t offset);
   // Bytes of [p, p + bytes) in the page cache now (mincore), so a plan can
   // tell a warm read from a disk read.
   size_t cached_bytes(const uint8_t* p, size_t bytes) const;

@@ -89,6 +89,11 @@ class File {
   // The first byte of the file (or of the parsed bytes): file offsets of
   // tensor data are `data - base()`.
   const uint8_t* base() const { return base_; }
+  // Unmaps the tensor data (reads must then use pread at `data - base()`);
+  // metadata stays readable. No-op for parse().
+  void unmap_tensor_data() const {
+    if (mapping_) mapping_->unmap_from(data_offset_);
+  }
   // Whether the bytes come from a file on disk that can be read with pread.
   bool is_mapped_file() const { return mapping_ != nullptr; }
 

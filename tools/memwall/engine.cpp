@@ -168,6 +168,9 @@ void Engine::plan_and_load(int64_t ctx, int64_t min_ctx, int64_t batch) {
                  (long long)plan_.ctx, (long long)ctx);
   }
   store_ = std::make_unique<WeightStore>(model_, plan_.store_config(), ledger_, *pool_);
+  // Resident and streamed weights are read with pread: the file's tensor
+  // data need not stay mapped at all.
+  if (plan_.residency != Residency::kMapped) model_.file.unmap_tensor_data();
 }
 
 void Engine::finish(double prefill_tps, double decode_tps) {
