@@ -135,6 +135,7 @@ nlohmann::json Plan::to_json() const {
           {"predicted_peak_bytes", predicted_peak},
           {"predicted_decode_tokens_per_s", decode_tps},
           {"predicted_prefill_tokens_per_s", prefill_tps},
+          {"predicted_seconds", predicted_seconds},
           {"fits", fits},
           {"pareto", pareto},
           {"summary", summary()}};
@@ -255,6 +256,8 @@ Planning make_plans(const Model& model, const MachineProfile& prof, const PlanRe
         p.decode_tps = 1.0 / (decode_s + kv_s);
         p.prefill_tps = double(batch) / (compute_tok_s * double(batch) + pass_io_s +
                                          double(spec.n_layer) * kLayerOverheadSeconds);
+        p.predicted_seconds =
+            double(req.workload_prompt) / p.prefill_tps + double(req.workload_gen) / p.decode_tps;
         p.fits = p.predicted_peak + headroom_bytes(p.predicted_peak) <= req.budget;
         out.plans.push_back(p);
       }
@@ -282,8 +285,7 @@ Planning make_plans(const Model& model, const MachineProfile& prof, const PlanRe
     }
     const Plan& c = out.plans[size_t(out.chosen)];
     auto rank = [](const Plan& x) {
-      return std::make_tuple(x.ctx, std::round(x.decode_tps * 100), x.prefill_tps,
-                             -double(x.predicted_peak));
+      return std::make_tuple(x.ctx, -x.predicted_seconds, -double(x.predicted_peak));
     };
     if (rank(p) > rank(c)) out.chosen = int(i);
   }

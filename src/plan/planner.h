@@ -3,8 +3,9 @@
 // KV dtype and attention kernel as they gain alternatives), each with its
 // predicted peak bytes per ledger category and its predicted tokens/s; the
 // Pareto frontier of (bytes, decode tokens/s); and the one to run: the
-// largest context, then the fastest decode, then the fastest prefill, that
-// fits the budget with headroom.
+// largest context, then the least predicted time for the job's workload
+// (prompt tokens to prefill, tokens to generate), then the fewest bytes,
+// that fits the budget with headroom.
 #pragma once
 
 #include <array>
@@ -36,6 +37,7 @@ struct Plan {
   std::array<size_t, size_t(MemCategory::kCount)> bytes{};  // predicted peak per category
   size_t predicted_peak = 0;
   double decode_tps = 0, prefill_tps = 0;
+  double predicted_seconds = 0;  // the request's workload: prefill, then generation
   bool fits = false, pareto = false;
 
   StoreConfig store_config() const;
@@ -45,10 +47,12 @@ struct Plan {
 };
 
 struct PlanRequest {
-  size_t budget = 0;    // bytes, > 0
-  int64_t ctx = 0;      // the context wanted
-  int64_t min_ctx = 0;  // the least context that does the job (<= ctx)
-  int64_t batch = 512;  // the largest prefill batch wanted
+  size_t budget = 0;              // bytes, > 0
+  int64_t ctx = 0;                // the context wanted
+  int64_t min_ctx = 0;            // the least context that does the job (<= ctx)
+  int64_t batch = 512;            // the largest prefill batch wanted
+  int64_t workload_prompt = 256;  // tokens the job prefills (what the choice optimizes)
+  int64_t workload_gen = 128;     // tokens it generates
   kernels::Precision precision = kernels::Precision::kFast;
   int threads = 1;
   // Weights as the user forced them (--weights), else any.

@@ -175,6 +175,7 @@ int run_bench(const BenchOptions& opt) {
   const std::vector<int32_t> prompt =
       make_prompt(opt.n_prompt, model.spec.n_vocab, end_of_generation_ids(model), opt.seed);
   const MatrixTotals matrices = matrix_totals(model);
+  engine.set_workload(opt.n_prompt, opt.n_gen);
   engine.plan_and_load(ctx, ctx, opt.batch);
   // Reading (and repacking) the weights is part of loading; reported on its own.
   const double load_seconds = std::chrono::duration<double>(Clock::now() - load_start).count();

@@ -43,6 +43,7 @@ int run_chat(ChatOptions& opt) {
 
   // Without --ctx, the model's full context, or what the budget holds (at least 512).
   const int64_t wanted = opt.gen.ctx > 0 ? opt.gen.ctx : model.spec.n_ctx_train;
+  engine.set_workload(256, opt.gen.n_predict);  // a typical turn
   engine.plan_and_load(wanted, opt.gen.ctx > 0 ? wanted : std::min<int64_t>(wanted, 512),
                        opt.gen.batch);
   const int64_t ctx = engine.plan().ctx;

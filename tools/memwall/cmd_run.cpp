@@ -67,6 +67,7 @@ int run_run(const RunOptions& opt) {
     fail("the prompt has ", prompt.size(), " tokens but the context holds ", ctx,
          " (raise --ctx, up to the model's ", model.spec.n_ctx_train, ")");
   }
+  engine.set_workload(int64_t(prompt.size()), opt.gen.n_predict);
   engine.plan_and_load(ctx, std::min(ctx, needed), opt.gen.batch);
   ctx = engine.plan().ctx;
   Session session(model, engine.store(), engine.pool(), engine.ledger(), ctx, engine.plan().batch);

@@ -138,6 +138,8 @@ plan::Planning Engine::plans(int64_t ctx, int64_t min_ctx, int64_t batch,
   req.ctx = ctx;
   req.min_ctx = std::min(min_ctx, ctx);
   req.batch = batch;
+  req.workload_prompt = workload_prompt_;
+  req.workload_gen = workload_gen_;
   req.precision = options_.precision;
   req.threads = pool_->size();
   parse_weights_flag(options_.memory.weights, req);

@@ -52,6 +52,12 @@ class Engine {
   // prefill batches of up to batch tokens; throws Error when nothing fits.
   // Then loads the weights. Prints the chosen plan on one stderr line.
   void plan_and_load(int64_t ctx, int64_t min_ctx, int64_t batch);
+  // The job the plan should be fastest for (default: 256 prompt tokens, 128
+  // generated); call before planning.
+  void set_workload(int64_t prompt_tokens, int64_t gen_tokens) {
+    workload_prompt_ = prompt_tokens;
+    workload_gen_ = gen_tokens;
+  }
   // The plans alone (memwall plan): nothing is loaded, nothing fails.
   plan::Planning plans(int64_t ctx, int64_t min_ctx, int64_t batch, plan::PlanRequest* request);
 
@@ -76,6 +82,7 @@ class Engine {
   std::unique_ptr<ThreadPool> pool_;
   plan::Plan plan_;
   std::unique_ptr<WeightStore> store_;
+  int64_t workload_prompt_ = 256, workload_gen_ = 128;
 };
 
 }  // namespace memwall::tools
