@@ -21,9 +21,10 @@ struct AttentionBlock {
   int64_t first_pos;  // position of query 0: query i sees keys [0, first_pos + i * step]
   int64_t step = 1;   // 1: queries are consecutive tokens; 0: query heads of one
                       // token that share a KV head (GQA decode reads K and V once)
-  const float* k;     // key row 0 of this head's KV head
-  const float* v;     // value row 0
-  int64_t kv_stride;  // floats between consecutive positions' rows
+  const void* k;      // key row 0 of this head's KV head (f32, or f16 when kv_f16)
+  const void* v;      // value row 0
+  int64_t kv_stride;  // elements between consecutive positions' rows
+  bool kv_f16 = false;
   int64_t head_dim;
   float scale;  // usually 1 / sqrt(head_dim)
   float* out;   // output row 0; rows out_stride floats apart
@@ -33,8 +34,9 @@ struct AttentionBlock {
 // The kernels attention runs on one ISA target, looked up once per call site
 // rather than once per block.
 struct AttentionKernels {
-  const GemmKernel* qk;  // f32 GEMM for the scores
-  const VectorOps* ops;  // softmax and the value mix
+  const GemmKernel* qk;      // f32 GEMM for the scores (keys as weight rows)
+  const GemmKernel* qk_f16;  // the same over f16 keys
+  const VectorOps* ops;      // softmax and the value mix
 };
 AttentionKernels attention_kernels(Isa isa);
 

@@ -1,5 +1,6 @@
 #include "kernels/vector_ops.h"
 
+#include "base/fp16.h"
 #include "kernels/ops.h"
 
 namespace memwall::kernels {
@@ -24,10 +25,22 @@ void mix_rows(const float* p, int64_t ldp, int64_t nq, const float* v, int64_t v
   }
 }
 
+void mix_rows_f16(const float* p, int64_t ldp, int64_t nq, const uint16_t* v, int64_t v_stride,
+                  int64_t n, int64_t D, float* out, int64_t ldo) {
+  for (int64_t i = 0; i < nq; ++i) {
+    float* o = out + i * ldo;
+    for (int64_t d = 0; d < D; ++d) o[d] = 0.0f;
+    for (int64_t j = 0; j < n; ++j) {
+      const float pj = p[i * ldp + j];
+      for (int64_t d = 0; d < D; ++d) o[d] += pj * fp16_to_fp32(v[j * v_stride + d]);
+    }
+  }
+}
+
 }  // namespace
 
 const VectorOps& vector_ops_scalar() {
-  static const VectorOps ops{dot, axpy, softmax, mix_rows};
+  static const VectorOps ops{dot, axpy, softmax, mix_rows, mix_rows_f16};
   return ops;
 }
 

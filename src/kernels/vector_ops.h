@@ -17,6 +17,9 @@ struct VectorOps {
   // j < n, d < D: attention's probabilities times its value rows.
   void (*mix_rows)(const float* p, int64_t ldp, int64_t nq, const float* v, int64_t v_stride,
                    int64_t n, int64_t D, float* out, int64_t ldo);
+  // The same with f16 value rows (an f16 KV cache).
+  void (*mix_rows_f16)(const float* p, int64_t ldp, int64_t nq, const uint16_t* v, int64_t v_stride,
+                       int64_t n, int64_t D, float* out, int64_t ldo);
 };
 
 const VectorOps& vector_ops(Isa isa);  // the best implementation at or below isa

@@ -38,17 +38,31 @@ void axpy(float a, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
-// kQ queries x 32 columns of D (4 ymm each), as in the AVX-512 version.
-template <int kQ>
-void mix_block(const float* p, int64_t ldp, const float* v, int64_t v_stride, int64_t n, float* out,
+inline __m256 load8(const float* v) {
+  return _mm256_loadu_ps(v);
+}
+inline __m256 load8(const uint16_t* v) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v)));
+}
+inline float to_f32(float x) {
+  return x;
+}
+inline float to_f32(uint16_t h) {
+  return _cvtsh_ss(h);
+}
+
+// kQ queries x 32 columns of D (4 ymm each), as in the AVX-512 version; V is
+// f32 or f16.
+template <int kQ, class V>
+void mix_block(const float* p, int64_t ldp, const V* v, int64_t v_stride, int64_t n, float* out,
                int64_t ldo) {
   __m256 acc[kQ][4];
   for (int i = 0; i < kQ; ++i)
     for (int c = 0; c < 4; ++c) acc[i][c] = _mm256_setzero_ps();
   for (int64_t j = 0; j < n; ++j) {
-    const float* vr = v + j * v_stride;
+    const V* vr = v + j * v_stride;
     __m256 vv[4];
-    for (int c = 0; c < 4; ++c) vv[c] = _mm256_loadu_ps(vr + 8 * c);
+    for (int c = 0; c < 4; ++c) vv[c] = load8(vr + 8 * c);
     for (int i = 0; i < kQ; ++i) {
       const __m256 pb = _mm256_set1_ps(p[i * ldp + j]);
       for (int c = 0; c < 4; ++c) acc[i][c] = _mm256_fmadd_ps(pb, vv[c], acc[i][c]);
@@ -58,34 +72,44 @@ void mix_block(const float* p, int64_t ldp, const float* v, int64_t v_stride, in
     for (int c = 0; c < 4; ++c) _mm256_storeu_ps(out + i * ldo + 8 * c, acc[i][c]);
 }
 
-void mix_rows(const float* p, int64_t ldp, int64_t nq, const float* v, int64_t v_stride, int64_t n,
-              int64_t D, float* out, int64_t ldo) {
+template <class V>
+void mix_rows_of(const float* p, int64_t ldp, int64_t nq, const V* v, int64_t v_stride, int64_t n,
+                 int64_t D, float* out, int64_t ldo) {
   int64_t d0 = 0;
   for (; d0 + 32 <= D; d0 += 32) {
     int64_t i = 0;
     for (; i + 4 <= nq; i += 4)
-      mix_block<4>(p + i * ldp, ldp, v + d0, v_stride, n, out + i * ldo + d0, ldo);
+      mix_block<4, V>(p + i * ldp, ldp, v + d0, v_stride, n, out + i * ldo + d0, ldo);
     const float* pi = p + i * ldp;
     float* oi = out + i * ldo + d0;
-    if (nq - i == 3) mix_block<3>(pi, ldp, v + d0, v_stride, n, oi, ldo);
-    if (nq - i == 2) mix_block<2>(pi, ldp, v + d0, v_stride, n, oi, ldo);
-    if (nq - i == 1) mix_block<1>(pi, ldp, v + d0, v_stride, n, oi, ldo);
+    if (nq - i == 3) mix_block<3, V>(pi, ldp, v + d0, v_stride, n, oi, ldo);
+    if (nq - i == 2) mix_block<2, V>(pi, ldp, v + d0, v_stride, n, oi, ldo);
+    if (nq - i == 1) mix_block<1, V>(pi, ldp, v + d0, v_stride, n, oi, ldo);
   }
   for (int64_t i = 0; i < nq && d0 < D; ++i) {  // columns past the last multiple of 32
     float* o = out + i * ldo;
     for (int64_t d = d0; d < D; ++d) o[d] = 0.0f;
     for (int64_t j = 0; j < n; ++j) {
       const float pj = p[i * ldp + j];
-      for (int64_t d = d0; d < D; ++d) o[d] += pj * v[j * v_stride + d];
+      for (int64_t d = d0; d < D; ++d) o[d] += pj * to_f32(v[j * v_stride + d]);
     }
   }
+}
+
+void mix_rows(const float* p, int64_t ldp, int64_t nq, const float* v, int64_t v_stride, int64_t n,
+              int64_t D, float* out, int64_t ldo) {
+  mix_rows_of(p, ldp, nq, v, v_stride, n, D, out, ldo);
+}
+void mix_rows_f16(const float* p, int64_t ldp, int64_t nq, const uint16_t* v, int64_t v_stride,
+                  int64_t n, int64_t D, float* out, int64_t ldo) {
+  mix_rows_of(p, ldp, nq, v, v_stride, n, D, out, ldo);
 }
 
 }  // namespace
 
 const VectorOps& vector_ops_avx2() {
   // softmax: the scalar one (no vector exp written for AVX2 yet).
-  static const VectorOps ops{dot, axpy, softmax, mix_rows};
+  static const VectorOps ops{dot, axpy, softmax, mix_rows, mix_rows_f16};
   return ops;
 }
 

@@ -97,10 +97,17 @@ void softmax(float* x, int64_t n) {
   }
 }
 
+inline __m512 load16(__mmask16 m, const float* v) {
+  return _mm512_maskz_loadu_ps(m, v);
+}
+inline __m512 load16(__mmask16 m, const uint16_t* v) {
+  return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, v));
+}
+
 // kQ queries x 64 columns of D: 4 * kQ accumulators stay in registers while
-// each value row is loaded once for all kQ queries.
-template <int kQ>
-void mix_block(const float* p, int64_t ldp, const float* v, int64_t v_stride, int64_t n, int64_t dn,
+// each value row (f32 or f16) is loaded once for all kQ queries.
+template <int kQ, class V>
+void mix_block(const float* p, int64_t ldp, const V* v, int64_t v_stride, int64_t n, int64_t dn,
                float* out, int64_t ldo) {
   __mmask16 m[4];
   for (int c = 0; c < 4; ++c) m[c] = tail_mask(dn - 16 * c > 0 ? dn - 16 * c : 0);
@@ -108,9 +115,9 @@ void mix_block(const float* p, int64_t ldp, const float* v, int64_t v_stride, in
   for (int i = 0; i < kQ; ++i)
     for (int c = 0; c < 4; ++c) acc[i][c] = _mm512_setzero_ps();
   for (int64_t j = 0; j < n; ++j) {
-    const float* vr = v + j * v_stride;
+    const V* vr = v + j * v_stride;
     __m512 vv[4];
-    for (int c = 0; c < 4; ++c) vv[c] = _mm512_maskz_loadu_ps(m[c], vr + 16 * c);
+    for (int c = 0; c < 4; ++c) vv[c] = load16(m[c], vr + 16 * c);
     for (int i = 0; i < kQ; ++i) {
       const __m512 pb = _mm512_set1_ps(p[i * ldp + j]);
       for (int c = 0; c < 4; ++c) acc[i][c] = _mm512_fmadd_ps(pb, vv[c], acc[i][c]);
@@ -120,27 +127,37 @@ void mix_block(const float* p, int64_t ldp, const float* v, int64_t v_stride, in
     for (int c = 0; c < 4; ++c) _mm512_mask_storeu_ps(out + i * ldo + 16 * c, m[c], acc[i][c]);
 }
 
-void mix_rows(const float* p, int64_t ldp, int64_t nq, const float* v, int64_t v_stride, int64_t n,
-              int64_t D, float* out, int64_t ldo) {
+template <class V>
+void mix_rows_of(const float* p, int64_t ldp, int64_t nq, const V* v, int64_t v_stride, int64_t n,
+                 int64_t D, float* out, int64_t ldo) {
   for (int64_t d0 = 0; d0 < D; d0 += 64) {
     const int64_t dn = D - d0 < 64 ? D - d0 : 64;
     int64_t i = 0;
     for (; i + 4 <= nq; i += 4) {
-      mix_block<4>(p + i * ldp, ldp, v + d0, v_stride, n, dn, out + i * ldo + d0, ldo);
+      mix_block<4, V>(p + i * ldp, ldp, v + d0, v_stride, n, dn, out + i * ldo + d0, ldo);
     }
     // The rest in one pass over V (GQA decode: a KV head's 2 or 3 query heads).
     const float* pi = p + i * ldp;
     float* oi = out + i * ldo + d0;
-    if (nq - i == 3) mix_block<3>(pi, ldp, v + d0, v_stride, n, dn, oi, ldo);
-    if (nq - i == 2) mix_block<2>(pi, ldp, v + d0, v_stride, n, dn, oi, ldo);
-    if (nq - i == 1) mix_block<1>(pi, ldp, v + d0, v_stride, n, dn, oi, ldo);
+    if (nq - i == 3) mix_block<3, V>(pi, ldp, v + d0, v_stride, n, dn, oi, ldo);
+    if (nq - i == 2) mix_block<2, V>(pi, ldp, v + d0, v_stride, n, dn, oi, ldo);
+    if (nq - i == 1) mix_block<1, V>(pi, ldp, v + d0, v_stride, n, dn, oi, ldo);
   }
+}
+
+void mix_rows(const float* p, int64_t ldp, int64_t nq, const float* v, int64_t v_stride, int64_t n,
+              int64_t D, float* out, int64_t ldo) {
+  mix_rows_of(p, ldp, nq, v, v_stride, n, D, out, ldo);
+}
+void mix_rows_f16(const float* p, int64_t ldp, int64_t nq, const uint16_t* v, int64_t v_stride,
+                  int64_t n, int64_t D, float* out, int64_t ldo) {
+  mix_rows_of(p, ldp, nq, v, v_stride, n, D, out, ldo);
 }
 
 }  // namespace
 
 const VectorOps& vector_ops_avx512() {
-  static const VectorOps ops{dot, axpy, softmax, mix_rows};
+  static const VectorOps ops{dot, axpy, softmax, mix_rows, mix_rows_f16};
   return ops;
 }
 

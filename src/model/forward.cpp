@@ -100,8 +100,7 @@ void Forward::run(const int32_t* tokens, int64_t T, int64_t pos, KvCache& kv, fl
       const float* cs = rope_cs_.data() + t * s.n_rot;
       kernels::rope_apply(q_.data() + t * Q, s.n_head, s.head_dim, s.n_rot, cs, s.rope_style);
       kernels::rope_apply(k_.data() + t * KV, s.n_head_kv, s.head_dim, s.n_rot, cs, s.rope_style);
-      std::memcpy(kv.k(l, pos + t), k_.data() + t * KV, size_t(KV) * sizeof(float));
-      std::memcpy(kv.v(l, pos + t), v_.data() + t * KV, size_t(KV) * sizeof(float));
+      kv.store(l, pos + t, k_.data() + t * KV, v_.data() + t * KV);
     }
     attention(l, T, pos, kv);  // att_ (T, H*D)
     input_.set(att_.data(), T, Q);
@@ -156,8 +155,9 @@ void Forward::attention(int64_t layer, int64_t T, int64_t pos, KvCache& kv) {
     b.nq = nq;
     b.first_pos = first_pos;
     b.step = step;
-    b.k = kv.k(layer, 0) + kvh * D;
-    b.v = kv.v(layer, 0) + kvh * D;
+    b.k = kv.k(layer, 0, kvh * D);
+    b.v = kv.v(layer, 0, kvh * D);
+    b.kv_f16 = kv.type() == KvType::kF16;
     b.kv_stride = kv_stride;
     b.head_dim = D;
     b.scale = scale;

@@ -109,7 +109,8 @@ std::string Plan::summary() const {
   std::snprintf(buf, sizeof buf,
                 "weights %s | batch %lld | ctx %lld | KV %s | %s precision | predicted peak %s | "
                 "~%.1f tok/s decode, ~%.0f tok/s prefill",
-                weights_text().c_str(), (long long)batch, (long long)ctx, kv_type.c_str(),
+                weights_text().c_str(), (long long)batch, (long long)ctx,
+                std::string(kv_type_name(kv_type)).c_str(),
                 std::string(precision_name(precision)).c_str(), mib(predicted_peak).c_str(),
                 decode_tps, prefill_tps);
   return buf;
@@ -125,7 +126,9 @@ nlohmann::json Plan::to_json() const {
           {"resident_units", residency == Residency::kResident ? units : resident_units},
           {"units", units},
           {"prefetch_depth", residency == Residency::kStreamed ? window - 1 : 0},
-          {"kv_type", kv_type},
+          {"kv_type", std::string(kv_type_name(kv_type))},
+          {"kv_bytes_per_position",
+           bytes[size_t(MemCategory::kKv)] / size_t(std::max<int64_t>(1, ctx))},
           {"attention", attention},
           {"ctx", ctx},
           {"batch", batch},
@@ -225,43 +228,49 @@ Planning make_plans(const Model& model, const MachineProfile& prof, const PlanRe
         mapped_bytes = cand.window == 0 ? mapped_bytes + b : std::max(mapped_bytes, b);
       }
     }
-    for (int64_t ctx : ctxs) {
-      for (int64_t batch : batches) {
-        if (batch > ctx) continue;
-        Plan p;
-        p.residency = cand.residency;
-        p.window = cand.window;
-        p.resident_units = cand.resident_units;
-        p.units = n_units;
-        p.ctx = ctx;
-        p.batch = batch;
-        p.precision = precision;
-        p.threads = req.threads;
-        auto& b = p.bytes;
-        b[size_t(MemCategory::kProcess)] = req.process_bytes;
-        b[size_t(MemCategory::kWeights)] = weights;
-        b[size_t(MemCategory::kWeightStream)] = stream;
-        b[size_t(MemCategory::kWeightsMapped)] = mapped_bytes;
-        b[size_t(MemCategory::kKv)] = Session::kv_bytes_for(spec, ctx);
-        b[size_t(MemCategory::kScratch)] =
-            Session::scratch_bytes_for(spec, ctx, batch, req.threads, precision);
-        size_t run = 0;
-        for (size_t v : b) run += v;
-        // A resident load holds its staging buffer before the session exists.
-        const size_t load = req.process_bytes + weights + AlignedBuffer::footprint(staging);
-        p.predicted_peak = std::max(run, weights > 0 ? load : 0);
-        // Attention reads half the context's K and V on average.
-        const double kv_s =
-            double(Session::kv_bytes_for(spec, ctx)) / 2 / (std::max(1.0, prof.read_gbps) * 1e9);
-        p.decode_tps = 1.0 / (decode_s + kv_s);
-        p.prefill_tps = double(batch) / (compute_tok_s * double(batch) + pass_io_s +
-                                         double(spec.n_layer) * kLayerOverheadSeconds);
-        p.predicted_seconds =
-            double(req.workload_prompt) / p.prefill_tps + double(req.workload_gen) / p.decode_tps;
-        p.fits = p.predicted_peak + headroom_bytes(p.predicted_peak) <= req.budget;
-        out.plans.push_back(p);
+    // f16 K/V (llama.cpp's default) for the quantized paths; the exact path
+    // keeps f32 so it still matches an f32 reference to rounding.
+    std::vector<KvType> kv_types = {KvType::kF32};
+    if (precision != kernels::Precision::kExact) kv_types.push_back(KvType::kF16);
+    for (KvType kv : kv_types)
+      for (int64_t ctx : ctxs) {
+        for (int64_t batch : batches) {
+          if (batch > ctx) continue;
+          Plan p;
+          p.kv_type = kv;
+          p.residency = cand.residency;
+          p.window = cand.window;
+          p.resident_units = cand.resident_units;
+          p.units = n_units;
+          p.ctx = ctx;
+          p.batch = batch;
+          p.precision = precision;
+          p.threads = req.threads;
+          auto& b = p.bytes;
+          b[size_t(MemCategory::kProcess)] = req.process_bytes;
+          b[size_t(MemCategory::kWeights)] = weights;
+          b[size_t(MemCategory::kWeightStream)] = stream;
+          b[size_t(MemCategory::kWeightsMapped)] = mapped_bytes;
+          b[size_t(MemCategory::kKv)] = Session::kv_bytes_for(spec, ctx, kv);
+          b[size_t(MemCategory::kScratch)] =
+              Session::scratch_bytes_for(spec, ctx, batch, req.threads, precision);
+          size_t run = 0;
+          for (size_t v : b) run += v;
+          // A resident load holds its staging buffer before the session exists.
+          const size_t load = req.process_bytes + weights + AlignedBuffer::footprint(staging);
+          p.predicted_peak = std::max(run, weights > 0 ? load : 0);
+          // Attention reads half the context's K and V on average.
+          const double kv_s = double(Session::kv_bytes_for(spec, ctx, kv)) / 2 /
+                              (std::max(1.0, prof.read_gbps) * 1e9);
+          p.decode_tps = 1.0 / (decode_s + kv_s);
+          p.prefill_tps = double(batch) / (compute_tok_s * double(batch) + pass_io_s +
+                                           double(spec.n_layer) * kLayerOverheadSeconds);
+          p.predicted_seconds =
+              double(req.workload_prompt) / p.prefill_tps + double(req.workload_gen) / p.decode_tps;
+          p.fits = p.predicted_peak + headroom_bytes(p.predicted_peak) <= req.budget;
+          out.plans.push_back(p);
+        }
       }
-    }
   }
   std::stable_sort(out.plans.begin(), out.plans.end(), [](const Plan& a, const Plan& b) {
     return a.predicted_peak < b.predicted_peak;
@@ -327,7 +336,8 @@ std::string plan_table(const Planning& p, bool all) {
     const char* mark = int(i) == p.chosen ? "=>" : x.pareto ? " *" : "  ";
     std::snprintf(line, sizeof line,
                   "%s %-40s %6lld %6lld %5s %12s %12s %12s %12s %12s %10.1f %10.0f%s\n", mark,
-                  x.weights_text().c_str(), (long long)x.batch, (long long)x.ctx, x.kv_type.c_str(),
+                  x.weights_text().c_str(), (long long)x.batch, (long long)x.ctx,
+                  std::string(kv_type_name(x.kv_type)).c_str(),
                   mib(x.bytes[size_t(MemCategory::kWeights)]).c_str(),
                   mib(x.bytes[size_t(MemCategory::kWeightStream)]).c_str(),
                   mib(x.bytes[size_t(MemCategory::kWeightsMapped)]).c_str(),

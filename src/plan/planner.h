@@ -16,6 +16,7 @@
 
 #include "base/memory_ledger.h"
 #include "kernels/matmul.h"
+#include "model/kv_cache.h"
 #include "model/model.h"
 #include "plan/machine_profile.h"
 #include "runtime/weight_store.h"
@@ -27,7 +28,7 @@ struct Plan {
   int64_t window = 0;          // streamed: ring slots; mapped: units kept (0: all)
   int64_t resident_units = 0;  // streamed: leading units held resident
   int64_t units = 0;           // units in the model (layers + output head parts)
-  std::string kv_type = "f32";
+  KvType kv_type = KvType::kF32;
   std::string attention = "blocked";  // query blocks x all keys, scores per block
   int64_t ctx = 0;
   int64_t batch = 0;                                         // prefill tokens per forward pass

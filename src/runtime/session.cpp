@@ -13,8 +13,8 @@ size_t logits_bytes(const ModelSpec& spec) {
 }
 }  // namespace
 
-size_t Session::kv_bytes_for(const ModelSpec& spec, int64_t max_ctx) {
-  return KvCache::bytes_for(spec, max_ctx);
+size_t Session::kv_bytes_for(const ModelSpec& spec, int64_t max_ctx, KvType kv_type) {
+  return KvCache::bytes_for(spec, max_ctx, kv_type);
 }
 
 size_t Session::scratch_bytes_for(const ModelSpec& spec, int64_t max_ctx, int64_t batch,
@@ -24,9 +24,9 @@ size_t Session::scratch_bytes_for(const ModelSpec& spec, int64_t max_ctx, int64_
 }
 
 Session::Session(const Model& model, WeightStore& store, ThreadPool& pool, MemoryLedger& ledger,
-                 int64_t max_ctx, int64_t batch)
+                 int64_t max_ctx, int64_t batch, KvType kv_type)
     : model_(model),
-      kv_(model.spec, max_ctx, ledger),
+      kv_(model.spec, max_ctx, ledger, kv_type),
       forward_(model, store, pool, ledger, std::min(std::max<int64_t>(1, batch), max_ctx), max_ctx),
       batch_(std::min(std::max<int64_t>(1, batch), max_ctx)),
       logits_reservation_(ledger.reserve(MemCategory::kScratch, logits_bytes(model.spec))) {

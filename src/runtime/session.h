@@ -19,10 +19,10 @@ namespace memwall {
 class Session {
  public:
   Session(const Model& model, WeightStore& store, ThreadPool& pool, MemoryLedger& ledger,
-          int64_t max_ctx, int64_t batch);
+          int64_t max_ctx, int64_t batch, KvType kv_type = KvType::kF32);
 
   // Bytes a session reserves: KV cache and scratch (activations, logits).
-  static size_t kv_bytes_for(const ModelSpec& spec, int64_t max_ctx);
+  static size_t kv_bytes_for(const ModelSpec& spec, int64_t max_ctx, KvType kv_type);
   static size_t scratch_bytes_for(const ModelSpec& spec, int64_t max_ctx, int64_t batch,
                                   int threads, kernels::Precision precision);
 

@@ -5,11 +5,13 @@
 // polynomial good to a few ulp, so softmax is held to 4e-6 relative.
 #include <gtest/gtest.h>
 
+
 #include <cmath>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "base/fp16.h"
 #include "kernels/attention.h"
 #include "kernels/isa.h"
 #include "kernels/vector_ops.h"
@@ -87,58 +89,66 @@ TEST_P(AttentionTest, MixRowsMatchesDouble) {
 
 // step 1: consecutive tokens of one head (prefill); step 0: the query heads
 // of one token that share a KV head (GQA decode), all seeing the same keys.
+// With f16 K/V (kv_f16) the reference uses the same f16-rounded values.
 TEST_P(AttentionTest, CausalBlockMatchesDouble) {
   std::mt19937 rng(13);
-  for (int64_t step : {1, 0}) {
-    for (int64_t D : {16, 64, 80}) {
-      for (int64_t first_pos : {0, 1, 30}) {
-        for (int64_t nq : {1, 3, 5, 16}) {
-          const int64_t n_keys = first_pos + (nq - 1) * step + 1;
-          const int64_t kv_stride = 3 * D + 4, q_stride = 2 * D + 1;
-          const std::vector<float> q = random_vec(rng, size_t(nq * q_stride), 1.0f);
-          const std::vector<float> k = random_vec(rng, size_t(n_keys * kv_stride), 1.0f);
-          const std::vector<float> v = random_vec(rng, size_t(n_keys * kv_stride), 1.0f);
-          std::vector<float> out(size_t(nq * D), NAN), scratch(size_t(nq * n_keys));
-          AttentionBlock b;
-          b.q = q.data();
-          b.q_stride = q_stride;
-          b.nq = nq;
-          b.first_pos = first_pos;
-          b.step = step;
-          b.k = k.data();
-          b.v = v.data();
-          b.kv_stride = kv_stride;
-          b.head_dim = D;
-          b.scale = 0.125f;
-          b.out = out.data();
-          b.out_stride = D;
-          attend_block(b, scratch.data(), attention_kernels(GetParam()));
-          for (int64_t i = 0; i < nq; ++i) {
-            const int64_t seen = first_pos + i * step + 1;
-            std::vector<double> s(static_cast<size_t>(seen));
-            double mx = -INFINITY, sum = 0;
-            for (int64_t j = 0; j < seen; ++j) {
-              double dot = 0;
-              for (int64_t d = 0; d < D; ++d) {
-                dot += double(q[size_t(i * q_stride + d)]) * k[size_t(j * kv_stride + d)];
-              }
-              s[size_t(j)] = dot * 0.125;
-              mx = std::max(mx, s[size_t(j)]);
+  for (bool f16 : {false, true})
+    for (int64_t step : {1, 0}) {
+      for (int64_t D : {16, 64, 80}) {
+        for (int64_t first_pos : {0, 1, 30}) {
+          for (int64_t nq : {1, 3, 5, 16}) {
+            const int64_t n_keys = first_pos + (nq - 1) * step + 1;
+            const int64_t kv_stride = 3 * D + 4, q_stride = 2 * D + 1;
+            const std::vector<float> q = random_vec(rng, size_t(nq * q_stride), 1.0f);
+            std::vector<float> k = random_vec(rng, size_t(n_keys * kv_stride), 1.0f);
+            std::vector<float> v = random_vec(rng, size_t(n_keys * kv_stride), 1.0f);
+            std::vector<uint16_t> k16(k.size()), v16(v.size());
+            for (size_t e = 0; e < k.size(); ++e) {
+              k16[e] = fp32_to_fp16(k[e]), v16[e] = fp32_to_fp16(v[e]);
+              if (f16) k[e] = fp16_to_fp32(k16[e]), v[e] = fp16_to_fp32(v16[e]);
             }
-            for (double& x : s) sum += (x = std::exp(x - mx));
-            for (int64_t d = 0; d < D; ++d) {
-              double ref = 0;
-              for (int64_t j = 0; j < seen; ++j)
-                ref += s[size_t(j)] / sum * v[size_t(j * kv_stride + d)];
-              ASSERT_NEAR(out[size_t(i * D + d)], ref, 1e-5)
-                  << "step=" << step << " D=" << D << " first_pos=" << first_pos << " nq=" << nq
-                  << " i=" << i;
+            std::vector<float> out(size_t(nq * D), NAN), scratch(size_t(nq * n_keys));
+            AttentionBlock b;
+            b.q = q.data();
+            b.q_stride = q_stride;
+            b.nq = nq;
+            b.first_pos = first_pos;
+            b.step = step;
+            b.k = f16 ? static_cast<const void*>(k16.data()) : k.data();
+            b.v = f16 ? static_cast<const void*>(v16.data()) : v.data();
+            b.kv_f16 = f16;
+            b.kv_stride = kv_stride;
+            b.head_dim = D;
+            b.scale = 0.125f;
+            b.out = out.data();
+            b.out_stride = D;
+            attend_block(b, scratch.data(), attention_kernels(GetParam()));
+            for (int64_t i = 0; i < nq; ++i) {
+              const int64_t seen = first_pos + i * step + 1;
+              std::vector<double> s(static_cast<size_t>(seen));
+              double mx = -INFINITY, sum = 0;
+              for (int64_t j = 0; j < seen; ++j) {
+                double dot = 0;
+                for (int64_t d = 0; d < D; ++d) {
+                  dot += double(q[size_t(i * q_stride + d)]) * k[size_t(j * kv_stride + d)];
+                }
+                s[size_t(j)] = dot * 0.125;
+                mx = std::max(mx, s[size_t(j)]);
+              }
+              for (double& x : s) sum += (x = std::exp(x - mx));
+              for (int64_t d = 0; d < D; ++d) {
+                double ref = 0;
+                for (int64_t j = 0; j < seen; ++j)
+                  ref += s[size_t(j)] / sum * v[size_t(j * kv_stride + d)];
+                ASSERT_NEAR(out[size_t(i * D + d)], ref, 1e-5)
+                    << "f16=" << f16 << " step=" << step << " D=" << D << " first_pos=" << first_pos
+                    << " nq=" << nq << " i=" << i;
+              }
             }
           }
         }
       }
     }
-  }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTargets, AttentionTest,

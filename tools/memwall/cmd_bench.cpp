@@ -194,8 +194,8 @@ int run_bench(const BenchOptions& opt) {
       std::string line;
       if (!std::getline(std::cin, line)) break;
     }
-    Session session(model, engine.store(), engine.pool(), engine.ledger(), ctx,
-                    engine.plan().batch);
+    Session session(model, engine.store(), engine.pool(), engine.ledger(), ctx, engine.plan().batch,
+                    engine.plan().kv_type);
     const auto t0 = Clock::now();
     session.feed(prompt);
     const auto t1 = Clock::now();

@@ -47,7 +47,8 @@ int run_chat(ChatOptions& opt) {
   engine.plan_and_load(wanted, opt.gen.ctx > 0 ? wanted : std::min<int64_t>(wanted, 512),
                        opt.gen.batch);
   const int64_t ctx = engine.plan().ctx;
-  Session session(model, engine.store(), engine.pool(), engine.ledger(), ctx, engine.plan().batch);
+  Session session(model, engine.store(), engine.pool(), engine.ledger(), ctx, engine.plan().batch,
+                  engine.plan().kv_type);
   GenerateStats last;
   print_seed(opt.gen, sampling);
   const bool interactive = opt.once.empty();

@@ -38,7 +38,7 @@ int run_logits(const LogitsOptions& opt) {
     fail("--mem holds a batch of ", engine.plan().batch, " tokens; logits needs all ", T,
          " in one pass (raise --mem)");
   }
-  KvCache kv(engine.model().spec, T, engine.ledger());
+  KvCache kv(engine.model().spec, T, engine.ledger(), engine.plan().kv_type);
   Forward forward(engine.model(), engine.store(), engine.pool(), engine.ledger(), T, T);
   MemoryLedger::Reservation out =
       engine.ledger().reserve(MemCategory::kScratch, size_t(T * V) * sizeof(float));
