@@ -232,7 +232,7 @@ Planning make_plans(const Model& model, const MachineProfile& prof, const PlanRe
     // keeps f32 so it still matches an f32 reference to rounding.
     std::vector<KvType> kv_types = {KvType::kF32};
     if (precision != kernels::Precision::kExact) kv_types.push_back(KvType::kF16);
-    for (KvType kv : kv_types)
+    for (KvType kv : kv_types) {
       for (int64_t ctx : ctxs) {
         for (int64_t batch : batches) {
           if (batch > ctx) continue;
@@ -271,6 +271,7 @@ Planning make_plans(const Model& model, const MachineProfile& prof, const PlanRe
           out.plans.push_back(p);
         }
       }
+    }
   }
   std::stable_sort(out.plans.begin(), out.plans.end(), [](const Plan& a, const Plan& b) {
     return a.predicted_peak < b.predicted_peak;

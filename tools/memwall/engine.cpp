@@ -27,10 +27,6 @@ uint64_t mem_available_bytes() {
   return 0;
 }
 
-size_t sum_bytes(const plan::Plan& p) {
-  return p.predicted_peak;
-}
-
 void parse_weights_flag(const std::string& text, plan::PlanRequest& req) {
   if (text == "auto") return;
   const size_t colon = text.find(':');
@@ -188,7 +184,7 @@ void Engine::finish(double prefill_tps, double decode_tps) {
   }
   std::fprintf(stderr, "memory: budget %s | peak RSS %s | predicted %s | ledger peak %s (%s)\n",
                format_bytes(double(budget_)).c_str(), format_bytes(double(rss)).c_str(),
-               format_bytes(double(sum_bytes(plan_))).c_str(),
+               format_bytes(double(plan_.predicted_peak)).c_str(),
                format_bytes(double(ledger_.peak())).c_str(), by_cat.c_str());
   if (store_ && plan_.residency == Residency::kStreamed) {
     const StoreStats s = store_->stats();
