@@ -5,21 +5,15 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/splitmix64.h"
 #include "format/gguf_writer.h"
 #include "kernels/weight_format.h"
 
 namespace memwall {
 namespace {
 
-// splitmix64: a tiny, portable generator so the same seed writes the same file anywhere.
-struct Random {
-  uint64_t state;
-  uint64_t next() {
-    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
+// The same seed writes the same file anywhere.
+struct Random : SplitMix64 {
   // Uniform with unit variance: U(-sqrt(3), sqrt(3)).
   float unit() {
     return float((double(next() >> 11) * 0x1.0p-53 * 2.0 - 1.0) * 1.7320508075688772);

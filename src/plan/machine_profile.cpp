@@ -29,6 +29,7 @@
 
 #include "base/aligned_buffer.h"
 #include "base/error.h"
+#include "base/splitmix64.h"
 #include "kernels/gemm.h"
 #include "kernels/isa.h"
 #include "kernels/matmul.h"
@@ -114,15 +115,8 @@ double others_share(const CpuTicks& before, double seconds) {
   return std::max(0.0, others / (seconds * double(hz) * double(cpus)));
 }
 
-// splitmix64: fast and good enough for filler data; only its spread matters.
-struct Rng {
-  uint64_t s;
-  uint64_t next() {
-    uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
+// Filler data: only its spread matters.
+struct Rng : SplitMix64 {
   float uniform() { return float(next() >> 40) / float(1 << 24) * 2.0f - 1.0f; }  // [-1, 1)
 };
 
