@@ -23,6 +23,8 @@ std::string_view category_name(MemCategory c) {
       return "kv";
     case MemCategory::kScratch:
       return "scratch";
+    case MemCategory::kAttention:
+      return "attention";
     case MemCategory::kCount:
       break;
   }

@@ -28,7 +28,8 @@ enum class MemCategory : int {
   kWeightStream,   // ring of streamed-weight buffers and their staging buffer
   kWeightsMapped,  // file pages of memory-mapped weights the plan keeps resident
   kKv,             // the KV cache
-  kScratch,        // activations, quantized activations, attention scores, logits
+  kScratch,        // activations, quantized activations, logits
+  kAttention,      // attention's score matrices (materialized) or tiles (flash)
   kCount
 };
 

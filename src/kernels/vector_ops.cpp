@@ -1,5 +1,7 @@
 #include "kernels/vector_ops.h"
 
+#include <cmath>
+
 #include "base/fp16.h"
 #include "kernels/ops.h"
 
@@ -15,6 +17,16 @@ float dot(const float* a, const float* b, int64_t n) {
 void axpy(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
+
+}  // namespace
+
+float exp_sum_scalar(float* x, int64_t n, float shift) {
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += (x[i] = std::exp(x[i] - shift));
+  return float(sum);
+}
+
+namespace {
 
 void mix_rows(const float* p, int64_t ldp, int64_t nq, const float* v, int64_t v_stride, int64_t n,
               int64_t D, float* out, int64_t ldo) {
@@ -40,7 +52,7 @@ void mix_rows_f16(const float* p, int64_t ldp, int64_t nq, const uint16_t* v, in
 }  // namespace
 
 const VectorOps& vector_ops_scalar() {
-  static const VectorOps ops{dot, axpy, softmax, mix_rows, mix_rows_f16};
+  static const VectorOps ops{dot, axpy, softmax, exp_sum_scalar, mix_rows, mix_rows_f16};
   return ops;
 }
 

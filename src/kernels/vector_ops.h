@@ -13,6 +13,10 @@ struct VectorOps {
   void (*axpy)(float a, const float* x, float* y, int64_t n);  // y += a * x
   // In place: x = exp(x - max) / sum, over n >= 1 values.
   void (*softmax)(float* x, int64_t n);
+  // In place: x = exp(x - shift) over n >= 0 values; returns their sum. The
+  // online softmax of flash attention rescales by hand, so it needs the
+  // unnormalized weights and their sum, not softmax's quotient.
+  float (*exp_sum)(float* x, int64_t n, float shift);
   // out[i * ldo + d] = sum_j p[i * ldp + j] * v[j * v_stride + d], for i < nq,
   // j < n, d < D: attention's probabilities times its value rows.
   void (*mix_rows)(const float* p, int64_t ldp, int64_t nq, const float* v, int64_t v_stride,
@@ -25,6 +29,7 @@ struct VectorOps {
 const VectorOps& vector_ops(Isa isa);  // the best implementation at or below isa
 
 const VectorOps& vector_ops_scalar();
+float exp_sum_scalar(float* x, int64_t n, float shift);  // targets without a vector exp
 const VectorOps& vector_ops_avx2();
 const VectorOps& vector_ops_avx512();
 

@@ -108,8 +108,8 @@ void mix_rows_f16(const float* p, int64_t ldp, int64_t nq, const uint16_t* v, in
 }  // namespace
 
 const VectorOps& vector_ops_avx2() {
-  // softmax: the scalar one (no vector exp written for AVX2 yet).
-  static const VectorOps ops{dot, axpy, softmax, mix_rows, mix_rows_f16};
+  // softmax and exp_sum: the scalar ones (no vector exp written for AVX2 yet).
+  static const VectorOps ops{dot, axpy, softmax, exp_sum_scalar, mix_rows, mix_rows_f16};
   return ops;
 }
 

@@ -97,6 +97,18 @@ void softmax(float* x, int64_t n) {
   }
 }
 
+float exp_sum(float* x, int64_t n, float shift) {
+  const __m512 vs = _mm512_set1_ps(shift);
+  __m512 sum = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    const __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vs));
+    sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(m, e));
+    _mm512_mask_storeu_ps(x + i, m, e);
+  }
+  return hsum(sum);
+}
+
 inline __m512 load16(__mmask16 m, const float* v) {
   return _mm512_maskz_loadu_ps(m, v);
 }
@@ -157,7 +169,7 @@ void mix_rows_f16(const float* p, int64_t ldp, int64_t nq, const uint16_t* v, in
 }  // namespace
 
 const VectorOps& vector_ops_avx512() {
-  static const VectorOps ops{dot, axpy, softmax, mix_rows, mix_rows_f16};
+  static const VectorOps ops{dot, axpy, softmax, exp_sum, mix_rows, mix_rows_f16};
   return ops;
 }
 

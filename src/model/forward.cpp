@@ -25,44 +25,62 @@ int64_t score_rows(const ModelSpec& s, int64_t max_batch, int64_t query_block) {
 
 }  // namespace
 
-size_t Forward::scratch_bytes(const ModelSpec& s, int64_t B, int64_t ctx, int threads,
-                              kernels::Precision precision) {
+size_t Forward::scratch_bytes(const ModelSpec& s, int64_t B, kernels::Precision precision) {
   const int64_t C = s.n_embd, F = s.n_ff, Q = s.q_dim(), KV = s.kv_dim();
-  const int64_t floats = B * (3 * C + 2 * Q + 2 * KV + 2 * F + s.n_rot) +
-                         int64_t(threads) * score_rows(s, B, kQueryBlock) * ctx;
+  const int64_t floats = B * (3 * C + 2 * Q + 2 * KV + 2 * F + s.n_rot);
   const int64_t widest = std::max({C, F, Q});
   return size_t(floats) * sizeof(float) + kernels::MatmulInput::bytes_for(B, widest, precision);
 }
 
+size_t Forward::attention_bytes(const ModelSpec& s, int64_t B, int64_t ctx, int threads,
+                                AttentionConfig a) {
+  const size_t per_thread = kernels::attention_scratch_floats(
+      a.kind, score_rows(s, B, kQueryBlock), a.page_tokens, s.head_dim);
+  size_t floats = size_t(threads) * per_thread;
+  if (a.kind == kernels::AttentionKind::kMaterialized) {
+    floats += size_t(s.n_head) * size_t(std::max<int64_t>(B, 1)) * size_t(ctx);
+  }
+  return floats * sizeof(float);
+}
+
 Forward::Forward(const Model& model, WeightStore& store, ThreadPool& pool, MemoryLedger& ledger,
-                 int64_t max_batch, int64_t max_ctx)
+                 int64_t max_batch, int64_t max_ctx, AttentionConfig attention)
     : spec_(model.spec),
       w_(model.weights),
       store_(store),
       pool_(pool),
       precision_(store.precision()),
       max_batch_(std::max<int64_t>(1, max_batch)),
-      max_ctx_(max_ctx) {
+      max_ctx_(max_ctx),
+      attention_(attention) {
   const ModelSpec& s = spec_;
   const int64_t B = max_batch_, C = s.n_embd, F = s.n_ff, Q = s.q_dim(), KV = s.kv_dim();
   reservation_ =
-      ledger.reserve(MemCategory::kScratch, scratch_bytes(s, B, max_ctx, pool.size(), precision_));
+      ledger.reserve(MemCategory::kScratch, scratch_bytes(s, B, precision_));
   x_.resize(size_t(B * C)), xn_.resize(size_t(B * C)), proj_.resize(size_t(B * C));
   q_.resize(size_t(B * Q)), att_.resize(size_t(B * Q));
   k_.resize(size_t(B * KV)), v_.resize(size_t(B * KV));
   gate_.resize(size_t(B * F)), up_.resize(size_t(B * F));
   rope_cs_.resize(size_t(B * s.n_rot));
-  scores_.resize(size_t(pool.size()));
-  for (auto& sc : scores_) sc.resize(size_t(score_rows(s, B, kQueryBlock) * max_ctx));
+  attention_reservation_ = ledger.reserve(
+      MemCategory::kAttention, attention_bytes(s, B, max_ctx, pool.size(), attention_));
+  attn_scratch_.resize(size_t(pool.size()));
+  for (auto& sc : attn_scratch_) {
+    sc.resize(kernels::attention_scratch_floats(attention_.kind, score_rows(s, B, kQueryBlock),
+                                                attention_.page_tokens, s.head_dim));
+  }
+  if (attention_.kind == kernels::AttentionKind::kMaterialized) {
+    scores_.resize(size_t(s.n_head) * size_t(B) * size_t(max_ctx));
+  }
   input_.reserve(B, std::max({C, F, Q}), precision_);
 }
 
-void Forward::run(const int32_t* tokens, int64_t T, int64_t pos, KvCache& kv, float* logits,
+void Forward::run(const int32_t* tokens, int64_t T, KvPool& kv, KvPool::SeqId seq, float* logits,
                   bool all_logits) {
+  const int64_t pos = kv.length(seq);
   const ModelSpec& s = spec_;
   const int64_t C = s.n_embd, F = s.n_ff, Q = s.q_dim(), KV = s.kv_dim(), V = s.n_vocab;
   if (T <= 0) fail("forward pass over no tokens");
-  if (pos < 0) fail("negative position ", pos);
   for (int64_t t = 0; t < T; ++t) {
     if (tokens[t] < 0 || tokens[t] >= V) {
       fail("token id ", tokens[t], " is outside the vocabulary of ", V, " tokens");
@@ -72,7 +90,11 @@ void Forward::run(const int32_t* tokens, int64_t T, int64_t pos, KvCache& kv, fl
   if (pos + T > max_ctx_) {
     fail("context is full: ", pos + T, " positions needed, limit is ", max_ctx_, " (raise --ctx)");
   }
-  kv.reserve(pos + T);
+  if (kv.block_tokens() != attention_.page_tokens) {
+    fail("KV pool blocks of ", kv.block_tokens(), " tokens, attention planned for ",
+         attention_.page_tokens);
+  }
+  kv.prepare(seq, T);
 
   float* x = x_.data();  // (T, C) residual stream
   for (int64_t t = 0; t < T; ++t) store_.embed(tokens[t], x + t * C);
@@ -100,9 +122,9 @@ void Forward::run(const int32_t* tokens, int64_t T, int64_t pos, KvCache& kv, fl
       const float* cs = rope_cs_.data() + t * s.n_rot;
       kernels::rope_apply(q_.data() + t * Q, s.n_head, s.head_dim, s.n_rot, cs, s.rope_style);
       kernels::rope_apply(k_.data() + t * KV, s.n_head_kv, s.head_dim, s.n_rot, cs, s.rope_style);
-      kv.store(l, pos + t, k_.data() + t * KV, v_.data() + t * KV);
+      kv.store(seq, l, pos + t, k_.data() + t * KV, v_.data() + t * KV);
     }
-    attention(l, T, pos, kv);  // att_ (T, H*D)
+    attention(l, T, pos, kv, seq);  // att_ (T, H*D)
     input_.set(att_.data(), T, Q);
     kernels::matmul_group(pool_, {{&L.wo, proj_.data()}}, input_, precision_);  // (T, C)
     for (int64_t i = 0; i < T * C; ++i) x[i] += proj_[size_t(i)];
@@ -134,42 +156,44 @@ void Forward::run(const int32_t* tokens, int64_t T, int64_t pos, KvCache& kv, fl
     kernels::matmul_group(pool_, {{&head, logits + first_row, V}}, input_, precision_);
     store_.release_output(p);
   }
+  kv.commit(seq, tokens, T);
 }
 
-void Forward::attention(int64_t layer, int64_t T, int64_t pos, KvCache& kv) {
+void Forward::attention(int64_t layer, int64_t T, int64_t pos, const KvPool& kv,
+                        KvPool::SeqId seq) {
   const ModelSpec& s = spec_;
   const int64_t H = s.n_head, D = s.head_dim, Q = s.q_dim();
   const int64_t group = s.n_head / s.n_head_kv;  // query heads per KV head
   const int64_t blocks = (T + kQueryBlock - 1) / kQueryBlock;
   const kernels::AttentionKernels attn = kernels::attention_kernels(kernels::active_isa());
-  const int64_t kv_stride = kv.row_stride();
   const float scale = 1.0f / std::sqrt(float(D));
   // nq queries of KV head kvh, rows `stride` floats apart from `offset` in q_
   // (and at the same place in att_); step 1: consecutive tokens of one head,
   // step 0: query heads of one token.
+  // scores_at: the item's own rows of the materialized [head][query][key] scores.
   auto attend = [&](int thread, int64_t offset, int64_t stride, int64_t nq, int64_t first_pos,
-                    int64_t step, int64_t kvh) {
+                    int64_t step, int64_t kvh, size_t scores_at) {
     kernels::AttentionBlock b;
     b.q = q_.data() + offset;
     b.q_stride = stride;
     b.nq = nq;
     b.first_pos = first_pos;
     b.step = step;
-    b.k = kv.k(layer, 0, kvh * D);
-    b.v = kv.v(layer, 0, kvh * D);
-    b.kv_f16 = kv.type() == KvType::kF16;
-    b.kv_stride = kv_stride;
+    b.kv = kv.view(seq, layer, kvh);
     b.head_dim = D;
     b.scale = scale;
     b.out = att_.data() + offset;
     b.out_stride = stride;
-    kernels::attend_block(b, scores_[size_t(thread)].data(), attn);
+    kernels::attend(attention_.kind, b, attn_scratch_[size_t(thread)].data(),
+                    scores_.empty() ? nullptr : scores_.data() + scores_at, attn);
   };
   if (T == 1) {
     // Decode: one item per KV head, its query heads as the block's queries,
     // so each K and V row is read once per group rather than once per head.
     pool_.parallel_for(s.n_head_kv, [&](int64_t begin, int64_t end, int thread) {
-      for (int64_t g = begin; g < end; ++g) attend(thread, g * group * D, D, group, pos, 0, g);
+      for (int64_t g = begin; g < end; ++g) {
+        attend(thread, g * group * D, D, group, pos, 0, g, size_t(g * group) * size_t(max_ctx_));
+      }
     });
     return;
   }
@@ -177,7 +201,8 @@ void Forward::attention(int64_t layer, int64_t T, int64_t pos, KvCache& kv) {
   pool_.parallel_for(blocks * H, [&](int64_t begin, int64_t end, int thread) {
     for (int64_t i = begin; i < end; ++i) {
       const int64_t t0 = (i / H) * kQueryBlock, h = i % H;
-      attend(thread, t0 * Q + h * D, Q, std::min(kQueryBlock, T - t0), pos + t0, 1, h / group);
+      attend(thread, t0 * Q + h * D, Q, std::min(kQueryBlock, T - t0), pos + t0, 1, h / group,
+             (size_t(h) * size_t(max_batch_) + size_t(t0)) * size_t(max_ctx_));
     }
   });
 }

@@ -5,7 +5,8 @@
 // Matrices come from a WeightStore (resident, mapped or streamed), unit by
 // unit in forward order. Activations for up to max_batch tokens and
 // attention scores for up to max_ctx positions are allocated once, up front,
-// from the ledger's scratch category.
+// from the ledger's scratch category; attention's per-thread tiles (flash) or
+// score matrices for every head (materialized) from its attention category.
 #pragma once
 
 #include <cstdint>
@@ -14,30 +15,41 @@
 #include "base/memory_ledger.h"
 #include "base/thread_pool.h"
 #include "kernels/matmul.h"
-#include "model/kv_cache.h"
+#include "kernels/attention.h"
+#include "model/kv_pool.h"
 #include "model/model.h"
 #include "runtime/weight_store.h"
 
 namespace memwall {
 
+struct AttentionConfig {
+  kernels::AttentionKind kind = kernels::AttentionKind::kFlash;
+  int64_t page_tokens = 16;  // the KV pool's block size
+};
+
 class Forward {
  public:
   Forward(const Model& model, WeightStore& store, ThreadPool& pool, MemoryLedger& ledger,
-          int64_t max_batch, int64_t max_ctx);
+          int64_t max_batch, int64_t max_ctx, AttentionConfig attention = {});
 
-  // The scratch bytes a Forward with these limits reserves.
-  static size_t scratch_bytes(const ModelSpec& spec, int64_t max_batch, int64_t max_ctx,
-                              int threads, kernels::Precision precision);
+  // The scratch (activation) and attention bytes a Forward with these limits reserves.
+  static size_t scratch_bytes(const ModelSpec& spec, int64_t max_batch,
+                              kernels::Precision precision);
+  static size_t attention_bytes(const ModelSpec& spec, int64_t max_batch, int64_t max_ctx,
+                                int threads, AttentionConfig attention);
 
-  // Runs tokens[0..T) at positions [pos, pos+T), writing their K/V into kv.
+  // Runs tokens[0..T) at the next positions of sequence `seq` of kv (from
+  // kv.length(seq)), writing their K/V there and committing the tokens.
   // logits: [T x V] when all_logits, else [V] for the last token only.
   // Throws Error on a token id outside the vocabulary, T above max_batch or
-  // a full cache.
-  void run(const int32_t* tokens, int64_t T, int64_t pos, KvCache& kv, float* logits,
+  // a full context or pool.
+  void run(const int32_t* tokens, int64_t T, KvPool& kv, KvPool::SeqId seq, float* logits,
            bool all_logits);
 
+  AttentionConfig attention_config() const { return attention_; }
+
  private:
-  void attention(int64_t layer, int64_t T, int64_t pos, KvCache& kv);
+  void attention(int64_t layer, int64_t T, int64_t pos, const KvPool& kv, KvPool::SeqId seq);
 
   const ModelSpec& spec_;
   const ModelWeights& w_;  // norms and rope factors (the matrices come from store_)
@@ -45,13 +57,15 @@ class Forward {
   ThreadPool& pool_;
   kernels::Precision precision_;
   int64_t max_batch_, max_ctx_;
-  MemoryLedger::Reservation reservation_;
+  AttentionConfig attention_;
+  MemoryLedger::Reservation reservation_, attention_reservation_;
   kernels::MatmulInput input_;  // shared by the matrices that read one activation
   // Activations, sized for max_batch tokens.
   std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, proj_, rope_cs_;
   // Queries per attention work item (their scores are materialized together).
   static constexpr int64_t kQueryBlock = 16;
-  std::vector<std::vector<float>> scores_;  // per thread: [kQueryBlock x n_ctx]
+  std::vector<std::vector<float>> attn_scratch_;  // per thread
+  std::vector<float> scores_;                      // materialized: [n_head][max_batch][max_ctx]
 };
 
 }  // namespace memwall

@@ -23,6 +23,12 @@ constexpr double kFaultEfficiency = 0.5;
 // profile's separate pread and repack rates (bench/results/budget.md).
 constexpr double kLoaderEfficiency = 0.75;
 
+std::string kib(size_t b) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f KiB", double(b) / 1024.0);
+  return buf;
+}
+
 std::string mib(size_t b) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1f MiB", double(b) / double(1 << 20));
@@ -85,6 +91,15 @@ StoreConfig Plan::store_config() const {
   return c;
 }
 
+SessionConfig Plan::session_config() const {
+  SessionConfig c;
+  c.max_ctx = ctx;
+  c.batch = batch;
+  c.kv = kv;
+  c.attention = {attention, kv_block};
+  return c;
+}
+
 std::string Plan::weights_text() const {
   std::ostringstream s;
   switch (residency) {
@@ -107,10 +122,11 @@ std::string Plan::weights_text() const {
 std::string Plan::summary() const {
   char buf[256];
   std::snprintf(buf, sizeof buf,
-                "weights %s | batch %lld | ctx %lld | KV %s | %s precision | predicted peak %s | "
-                "~%.1f tok/s decode, ~%.0f tok/s prefill",
-                weights_text().c_str(), (long long)batch, (long long)ctx,
-                std::string(kv_type_name(kv_type)).c_str(),
+                "weights %s | batch %lld | ctx %lld | KV %s (%s/token) | %s attention | %s "
+                "precision | predicted peak %s | ~%.1f tok/s decode, ~%.0f tok/s prefill",
+                weights_text().c_str(), (long long)batch, (long long)ctx, kv.name().c_str(),
+                kib(kv_bytes_per_token).c_str(),
+                kernels::attention_kind_name(attention),
                 std::string(precision_name(precision)).c_str(), mib(predicted_peak).c_str(),
                 decode_tps, prefill_tps);
   return buf;
@@ -126,10 +142,12 @@ nlohmann::json Plan::to_json() const {
           {"resident_units", residency == Residency::kResident ? units : resident_units},
           {"units", units},
           {"prefetch_depth", residency == Residency::kStreamed ? window - 1 : 0},
-          {"kv_type", std::string(kv_type_name(kv_type))},
-          {"kv_bytes_per_position",
-           bytes[size_t(MemCategory::kKv)] / size_t(std::max<int64_t>(1, ctx))},
-          {"attention", attention},
+          {"kv_type", kv.name()},
+          {"k_type", std::string(kv_type_name(kv.k))},
+          {"v_type", std::string(kv_type_name(kv.v))},
+          {"kv_bytes_per_token", kv_bytes_per_token},
+          {"kv_block_tokens", kv_block},
+          {"attention", kernels::attention_kind_name(attention)},
           {"ctx", ctx},
           {"batch", batch},
           {"precision", std::string(precision_name(precision))},
@@ -143,6 +161,36 @@ nlohmann::json Plan::to_json() const {
           {"pareto", pareto},
           {"summary", summary()}};
 }
+
+namespace {
+
+int kv_cost(KvType t) {
+  return t == KvType::kQ8_0 ? 1 : t == KvType::kQ4_0 ? 2 : 0;
+}
+
+int kv_quality_cost(const KvTypes& kv) {
+  return std::max(kv_cost(kv.k), kv_cost(kv.v));
+}
+
+// f16 K/V (llama.cpp's default) and the quantized types for the quantized
+// paths; the exact path keeps f32 so it still matches an f32 reference.
+std::vector<KvTypes> kv_choices(const ModelSpec& spec, kernels::Precision precision,
+                                const PlanRequest& req) {
+  if (req.kv) return {*req.kv};
+  std::vector<KvTypes> out = {{KvType::kF32, KvType::kF32}};
+  if (precision == kernels::Precision::kExact) return out;
+  for (KvType t : {KvType::kF16, KvType::kQ8_0, KvType::kQ4_0}) {
+    if (kernels::kv_type_supported(kv_tensor_type(t), spec.head_dim)) out.push_back({t, t});
+  }
+  return out;
+}
+
+std::vector<kernels::AttentionKind> attention_choices(const PlanRequest& req) {
+  if (req.attention) return {*req.attention};
+  return {kernels::AttentionKind::kFlash, kernels::AttentionKind::kMaterialized};
+}
+
+}  // namespace
 
 Planning make_plans(const Model& model, const MachineProfile& prof, const PlanRequest& req) {
   const ModelSpec& spec = model.spec;
@@ -228,16 +276,17 @@ Planning make_plans(const Model& model, const MachineProfile& prof, const PlanRe
         mapped_bytes = cand.window == 0 ? mapped_bytes + b : std::max(mapped_bytes, b);
       }
     }
-    // f16 K/V (llama.cpp's default) for the quantized paths; the exact path
-    // keeps f32 so it still matches an f32 reference to rounding.
-    std::vector<KvType> kv_types = {KvType::kF32};
-    if (precision != kernels::Precision::kExact) kv_types.push_back(KvType::kF16);
-    for (KvType kv : kv_types) {
+    for (const KvTypes& kv : kv_choices(spec, precision, req)) {
+     for (kernels::AttentionKind attention : attention_choices(req)) {
+      const AttentionConfig acfg{attention, req.kv_block};
       for (int64_t ctx : ctxs) {
         for (int64_t batch : batches) {
           if (batch > ctx) continue;
           Plan p;
-          p.kv_type = kv;
+          p.kv = kv;
+          p.kv_block = req.kv_block;
+          p.kv_bytes_per_token = KvPool::bytes_per_token(spec, kv);
+          p.attention = attention;
           p.residency = cand.residency;
           p.window = cand.window;
           p.resident_units = cand.resident_units;
@@ -251,16 +300,18 @@ Planning make_plans(const Model& model, const MachineProfile& prof, const PlanRe
           b[size_t(MemCategory::kWeights)] = weights;
           b[size_t(MemCategory::kWeightStream)] = stream;
           b[size_t(MemCategory::kWeightsMapped)] = mapped_bytes;
-          b[size_t(MemCategory::kKv)] = Session::kv_bytes_for(spec, ctx, kv);
+          b[size_t(MemCategory::kKv)] = Session::kv_bytes_for(spec, ctx, kv, req.kv_block);
           b[size_t(MemCategory::kScratch)] =
-              Session::scratch_bytes_for(spec, ctx, batch, req.threads, precision);
+              Session::scratch_bytes_for(spec, ctx, batch, precision);
+          b[size_t(MemCategory::kAttention)] =
+              Session::attention_bytes_for(spec, ctx, batch, req.threads, acfg);
           size_t run = 0;
           for (size_t v : b) run += v;
           // A resident load holds its staging buffer before the session exists.
           const size_t load = req.process_bytes + weights + AlignedBuffer::footprint(staging);
           p.predicted_peak = std::max(run, weights > 0 ? load : 0);
           // Attention reads half the context's K and V on average.
-          const double kv_s = double(Session::kv_bytes_for(spec, ctx, kv)) / 2 /
+          const double kv_s = double(p.kv_bytes_per_token) * double(ctx) / 2 /
                               (std::max(1.0, prof.read_gbps) * 1e9);
           p.decode_tps = 1.0 / (decode_s + kv_s);
           p.prefill_tps = double(batch) / (compute_tok_s * double(batch) + pass_io_s +
@@ -271,6 +322,7 @@ Planning make_plans(const Model& model, const MachineProfile& prof, const PlanRe
           out.plans.push_back(p);
         }
       }
+     }
     }
   }
   std::stable_sort(out.plans.begin(), out.plans.end(), [](const Plan& a, const Plan& b) {
@@ -294,8 +346,10 @@ Planning make_plans(const Model& model, const MachineProfile& prof, const PlanRe
       continue;
     }
     const Plan& c = out.plans[size_t(out.chosen)];
+    // Quantizing K/V costs quality: only when a larger context needs it.
     auto rank = [](const Plan& x) {
-      return std::make_tuple(x.ctx, -x.predicted_seconds, -double(x.predicted_peak));
+      return std::make_tuple(x.ctx, -kv_quality_cost(x.kv), -x.predicted_seconds,
+                             -double(x.predicted_peak));
     };
     if (rank(p) > rank(c)) out.chosen = int(i);
   }
@@ -324,25 +378,43 @@ std::string too_small_message(const Model& model, const Planning& p, const PlanR
   return s.str();
 }
 
+std::string kv_bytes_line(const ModelSpec& spec, int64_t ctx) {
+  std::ostringstream s;
+  s << "KV bytes per token";
+  const char* sep = ": ";
+  for (KvType t : {KvType::kF32, KvType::kF16, KvType::kQ8_0, KvType::kQ4_0}) {
+    if (!kernels::kv_type_supported(kv_tensor_type(t), spec.head_dim)) continue;
+    const size_t per = KvPool::bytes_per_token(spec, {t, t});
+    s << sep << kv_type_name(t) << " " << kib(per) << " (" << mib(per * size_t(ctx)) << " at ctx "
+      << ctx << ")";
+    sep = ", ";
+  }
+  return s.str();
+}
+
 std::string plan_table(const Planning& p, bool all) {
   std::ostringstream s;
   char line[320];
-  std::snprintf(line, sizeof line, "   %-40s %6s %6s %5s %12s %12s %12s %12s %12s %10s %10s\n",
-                "weights", "batch", "ctx", "kv", "weights", "stream", "mapped", "kv", "peak",
-                "decode/s", "prefill/s");
+  std::snprintf(line, sizeof line,
+                "   %-40s %6s %6s %9s %5s %12s %12s %12s %12s %12s %12s %10s %10s\n", "weights",
+                "batch", "ctx", "kv", "attn", "weights", "stream", "mapped", "kv", "attention",
+                "peak", "decode/s", "prefill/s");
   s << line;
   for (size_t i = 0; i < p.plans.size(); ++i) {
     const Plan& x = p.plans[i];
     if (!all && !x.pareto && int(i) != p.chosen && int(i) != p.smallest) continue;
     const char* mark = int(i) == p.chosen ? "=>" : x.pareto ? " *" : "  ";
     std::snprintf(line, sizeof line,
-                  "%s %-40s %6lld %6lld %5s %12s %12s %12s %12s %12s %10.1f %10.0f%s\n", mark,
-                  x.weights_text().c_str(), (long long)x.batch, (long long)x.ctx,
-                  std::string(kv_type_name(x.kv_type)).c_str(),
+                  "%s %-40s %6lld %6lld %9s %5s %12s %12s %12s %12s %12s %12s %10.1f %10.0f%s\n",
+                  mark, x.weights_text().c_str(), (long long)x.batch, (long long)x.ctx,
+                  x.kv.name().c_str(),
+                  x.attention == kernels::AttentionKind::kFlash ? "flash" : "mat",
                   mib(x.bytes[size_t(MemCategory::kWeights)]).c_str(),
                   mib(x.bytes[size_t(MemCategory::kWeightStream)]).c_str(),
                   mib(x.bytes[size_t(MemCategory::kWeightsMapped)]).c_str(),
-                  mib(x.bytes[size_t(MemCategory::kKv)]).c_str(), mib(x.predicted_peak).c_str(),
+                  mib(x.bytes[size_t(MemCategory::kKv)]).c_str(),
+                  mib(x.bytes[size_t(MemCategory::kAttention)]).c_str(),
+                  mib(x.predicted_peak).c_str(),
                   x.decode_tps, x.prefill_tps, x.fits ? "" : "  (over budget)");
     s << line;
   }

@@ -11,14 +11,17 @@
 #include <array>
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "base/memory_ledger.h"
 #include "kernels/matmul.h"
-#include "model/kv_cache.h"
+#include "kernels/attention.h"
+#include "model/kv_pool.h"
 #include "model/model.h"
 #include "plan/machine_profile.h"
+#include "runtime/session.h"
 #include "runtime/weight_store.h"
 
 namespace memwall::plan {
@@ -28,8 +31,10 @@ struct Plan {
   int64_t window = 0;          // streamed: ring slots; mapped: units kept (0: all)
   int64_t resident_units = 0;  // streamed: leading units held resident
   int64_t units = 0;           // units in the model (layers + output head parts)
-  KvType kv_type = KvType::kF32;
-  std::string attention = "blocked";  // query blocks x all keys, scores per block
+  KvTypes kv;                   // K and V element types
+  int64_t kv_block = 16;        // tokens per KV pool block
+  size_t kv_bytes_per_token = 0;
+  kernels::AttentionKind attention = kernels::AttentionKind::kFlash;
   int64_t ctx = 0;
   int64_t batch = 0;                                         // prefill tokens per forward pass
   kernels::Precision precision = kernels::Precision::kFast;  // the one that runs
@@ -42,6 +47,7 @@ struct Plan {
   bool fits = false, pareto = false;
 
   StoreConfig store_config() const;
+  SessionConfig session_config() const;
   std::string weights_text() const;  // "streamed, ring of 2 units (1 read ahead)"
   std::string summary() const;       // one line: weights, batch, ctx, KV, bytes, tok/s
   nlohmann::json to_json() const;
@@ -60,6 +66,10 @@ struct PlanRequest {
   bool force_residency = false;
   Residency residency = Residency::kResident;
   int64_t window = -1;         // with force_residency: -1 lets the planner choose
+  // KV types and attention kernel as the user forced them (--kv-type, --attention).
+  std::optional<KvTypes> kv;
+  std::optional<kernels::AttentionKind> attention;
+  int64_t kv_block = 16;
   size_t process_bytes = 0;    // measured resident bytes before the weights
   double cached_fraction = 0;  // of the weights' file bytes in the page cache
 };
@@ -75,6 +85,9 @@ struct Planning {
 size_t headroom_bytes(size_t predicted);
 
 Planning make_plans(const Model& model, const MachineProfile& profile, const PlanRequest& req);
+
+// "KV bytes per token: f32 ..., f16 ..., q8_0 ..., q4_0 ..." for this model.
+std::string kv_bytes_line(const ModelSpec& spec, int64_t ctx);
 
 // "error"-ready text: the budget is too small; names the smallest plan.
 std::string too_small_message(const Model& model, const Planning& p, const PlanRequest& req);

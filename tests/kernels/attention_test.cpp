@@ -12,7 +12,10 @@
 #include <vector>
 
 #include "base/fp16.h"
+#include "format/tensor_type.h"
+#include "kernels/activations.h"
 #include "kernels/attention.h"
+#include "kernels/weight_format.h"
 #include "kernels/isa.h"
 #include "kernels/vector_ops.h"
 
@@ -87,68 +90,124 @@ TEST_P(AttentionTest, MixRowsMatchesDouble) {
   }
 }
 
+// K/V of 2 KV heads in pages of P positions, in any cache type; the test
+// attends over head 1, so the head's offset inside a row is exercised too.
+struct PagedCache {
+  int64_t P, D, n;
+  TensorType kt, vt;
+  size_t k_row, v_row;
+  std::vector<std::vector<uint8_t>> pages;
+  std::vector<const uint8_t*> bases;
+  std::vector<float> k, v;  // what the cache holds, decoded: [n][D] of head 1
+
+  static size_t row_bytes(TensorType t, int64_t elements) {
+    const TensorTypeInfo& info = tensor_type_info(t);
+    return size_t(elements / info.block_elements) * info.block_bytes;
+  }
+  PagedCache(std::mt19937& rng, int64_t P_, int64_t D_, int64_t n_, TensorType kt_, TensorType vt_)
+      : P(P_), D(D_), n(n_), kt(kt_), vt(vt_), k_row(row_bytes(kt, 2 * D)), v_row(row_bytes(vt, 2 * D)) {
+    const WeightCodec& kc = codec_for(kt, "k");
+    const WeightCodec& vc = codec_for(vt, "v");
+    for (int64_t p = 0; p * P < n; ++p) pages.emplace_back(size_t(P) * (k_row + v_row));
+    for (auto& pg : pages) bases.push_back(pg.data());
+    std::vector<float> row(size_t(2 * D));
+    k.resize(size_t(n * D));
+    v.resize(size_t(n * D));
+    for (int64_t j = 0; j < n; ++j) {
+      uint8_t* page = pages[size_t(j / P)].data();
+      uint8_t* kr = page + size_t(j % P) * k_row;
+      uint8_t* vr = page + size_t(P) * k_row + size_t(j % P) * v_row;
+      row = random_vec(rng, row.size(), 1.0f);
+      kc.quantize_row(row.data(), kr, 2 * D);
+      kc.dequantize_row(kr, row.data(), 2 * D);
+      std::copy(row.begin() + D, row.end(), k.begin() + j * D);
+      row = random_vec(rng, row.size(), 1.0f);
+      vc.quantize_row(row.data(), vr, 2 * D);
+      vc.dequantize_row(vr, row.data(), 2 * D);
+      std::copy(row.begin() + D, row.end(), v.begin() + j * D);
+    }
+  }
+  PagedKv view() const {
+    return {bases.data(), P, row_bytes(kt, D), size_t(P) * k_row + row_bytes(vt, D), k_row, v_row,
+            kt, vt};
+  }
+};
+
+bool quantized_type(TensorType t) {
+  return t == TensorType::Q8_0 || t == TensorType::Q4_0;
+}
+
 // step 1: consecutive tokens of one head (prefill); step 0: the query heads
 // of one token that share a KV head (GQA decode), all seeing the same keys.
-// With f16 K/V (kv_f16) the reference uses the same f16-rounded values.
-TEST_P(AttentionTest, CausalBlockMatchesDouble) {
+// The reference attends in double over the values the cache holds (and, for
+// quantized keys, over the 8-bit queries the kernel multiplies them with), so
+// what is left is float rounding: 2e-5.
+TEST_P(AttentionTest, PagedBlockMatchesDouble) {
   std::mt19937 rng(13);
-  for (bool f16 : {false, true})
-    for (int64_t step : {1, 0}) {
-      for (int64_t D : {16, 64, 80}) {
-        for (int64_t first_pos : {0, 1, 30}) {
-          for (int64_t nq : {1, 3, 5, 16}) {
-            const int64_t n_keys = first_pos + (nq - 1) * step + 1;
-            const int64_t kv_stride = 3 * D + 4, q_stride = 2 * D + 1;
-            const std::vector<float> q = random_vec(rng, size_t(nq * q_stride), 1.0f);
-            std::vector<float> k = random_vec(rng, size_t(n_keys * kv_stride), 1.0f);
-            std::vector<float> v = random_vec(rng, size_t(n_keys * kv_stride), 1.0f);
-            std::vector<uint16_t> k16(k.size()), v16(v.size());
-            for (size_t e = 0; e < k.size(); ++e) {
-              k16[e] = fp32_to_fp16(k[e]), v16[e] = fp32_to_fp16(v[e]);
-              if (f16) k[e] = fp16_to_fp32(k16[e]), v[e] = fp16_to_fp32(v16[e]);
-            }
-            std::vector<float> out(size_t(nq * D), NAN), scratch(size_t(nq * n_keys));
-            AttentionBlock b;
-            b.q = q.data();
-            b.q_stride = q_stride;
-            b.nq = nq;
-            b.first_pos = first_pos;
-            b.step = step;
-            b.k = f16 ? static_cast<const void*>(k16.data()) : k.data();
-            b.v = f16 ? static_cast<const void*>(v16.data()) : v.data();
-            b.kv_f16 = f16;
-            b.kv_stride = kv_stride;
-            b.head_dim = D;
-            b.scale = 0.125f;
-            b.out = out.data();
-            b.out_stride = D;
-            attend_block(b, scratch.data(), attention_kernels(GetParam()));
-            for (int64_t i = 0; i < nq; ++i) {
-              const int64_t seen = first_pos + i * step + 1;
-              std::vector<double> s(static_cast<size_t>(seen));
-              double mx = -INFINITY, sum = 0;
-              for (int64_t j = 0; j < seen; ++j) {
-                double dot = 0;
-                for (int64_t d = 0; d < D; ++d) {
-                  dot += double(q[size_t(i * q_stride + d)]) * k[size_t(j * kv_stride + d)];
+  const AttentionKernels kernels = attention_kernels(GetParam());
+  const std::vector<std::pair<TensorType, TensorType>> types = {
+      {TensorType::F32, TensorType::F32}, {TensorType::F16, TensorType::F16},
+      {TensorType::Q8_0, TensorType::Q8_0}, {TensorType::Q4_0, TensorType::Q4_0},
+      {TensorType::Q8_0, TensorType::Q4_0}, {TensorType::F16, TensorType::Q8_0}};
+  for (const auto& [kt, vt] : types)
+    for (AttentionKind kind : {AttentionKind::kFlash, AttentionKind::kMaterialized})
+      for (int64_t step : {1, 0})
+        for (int64_t D : {32, 96})
+          for (int64_t P : {1, 5, 16})
+            for (int64_t first_pos : {0, 30, 150})
+              for (int64_t nq : {1, 3, 16}) {
+                const int64_t n_keys = first_pos + (nq - 1) * step + 1;
+                const int64_t q_stride = 2 * D + 1;
+                PagedCache cache(rng, P, D, n_keys, kt, vt);
+                std::vector<float> q = random_vec(rng, size_t(nq * q_stride), 1.0f);
+                std::vector<float> qref(q.begin(), q.end());
+                if (quantized_type(kt)) {  // the reference sees the queries as the kernel does
+                  std::vector<BlockQ8x> qb(size_t(D / 32));
+                  for (int64_t i = 0; i < nq; ++i) {
+                    quantize_activations_q8(q.data() + i * q_stride, qb.data(), D);
+                    for (int64_t d = 0; d < D; ++d) {
+                      qref[size_t(i * q_stride + d)] = qb[size_t(d / 32)].d * qb[size_t(d / 32)].qs[d % 32];
+                    }
+                  }
                 }
-                s[size_t(j)] = dot * 0.125;
-                mx = std::max(mx, s[size_t(j)]);
+                std::vector<float> out(size_t(nq * D), NAN);
+                std::vector<float> scratch(attention_scratch_floats(kind, nq, P, D));
+                std::vector<float> scores(size_t(nq * n_keys));
+                AttentionBlock b;
+                b.q = q.data();
+                b.q_stride = q_stride;
+                b.nq = nq;
+                b.first_pos = first_pos;
+                b.step = step;
+                b.kv = cache.view();
+                b.head_dim = D;
+                b.scale = 0.125f;
+                b.out = out.data();
+                b.out_stride = D;
+                attend(kind, b, scratch.data(), scores.data(), kernels);
+                for (int64_t i = 0; i < nq; ++i) {
+                  const int64_t seen = first_pos + i * step + 1;
+                  std::vector<double> s(static_cast<size_t>(seen));
+                  double mx = -INFINITY, sum = 0;
+                  for (int64_t j = 0; j < seen; ++j) {
+                    double dot = 0;
+                    for (int64_t d = 0; d < D; ++d) {
+                      dot += double(qref[size_t(i * q_stride + d)]) * cache.k[size_t(j * D + d)];
+                    }
+                    s[size_t(j)] = dot * 0.125;
+                    mx = std::max(mx, s[size_t(j)]);
+                  }
+                  for (double& x : s) sum += (x = std::exp(x - mx));
+                  for (int64_t d = 0; d < D; ++d) {
+                    double ref = 0;
+                    for (int64_t j = 0; j < seen; ++j) ref += s[size_t(j)] / sum * cache.v[size_t(j * D + d)];
+                    ASSERT_NEAR(out[size_t(i * D + d)], ref, 2e-5)
+                        << attention_kind_name(kind) << " k=" << tensor_type_name(kt)
+                        << " v=" << tensor_type_name(vt) << " step=" << step << " D=" << D
+                        << " P=" << P << " first_pos=" << first_pos << " nq=" << nq << " i=" << i;
+                  }
+                }
               }
-              for (double& x : s) sum += (x = std::exp(x - mx));
-              for (int64_t d = 0; d < D; ++d) {
-                double ref = 0;
-                for (int64_t j = 0; j < seen; ++j)
-                  ref += s[size_t(j)] / sum * v[size_t(j * kv_stride + d)];
-                ASSERT_NEAR(out[size_t(i * D + d)], ref, 1e-5)
-                    << "f16=" << f16 << " step=" << step << " D=" << D << " first_pos=" << first_pos
-                    << " nq=" << nq << " i=" << i;
-              }
-            }
-          }
-        }
-      }
-    }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTargets, AttentionTest,

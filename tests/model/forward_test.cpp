@@ -55,22 +55,23 @@ TEST_P(ForwardPrecision, PrefillChunksAndTokenByTokenAgree) {
 
     std::vector<float> all(size_t(T * V));
     {
-      KvCache kv(model.spec, T, ledger);
+      KvPool kv(model.spec, {{}, 16, 1}, ledger);
       Forward f(model, store, pool, ledger, T, T);
-      f.run(tokens.data(), T, 0, kv, all.data(), true);
+      f.run(tokens.data(), T, kv, kv.create(), all.data(), true);
     }
     // Token by token: each step's logits equal row t of the full pass.
-    KvCache kv(model.spec, T, ledger);
+    KvPool kv(model.spec, {{}, 16, 1}, ledger);
+    const KvPool::SeqId seq = kv.create();
     Forward f(model, store, pool, ledger, T, T);
     std::vector<float> step(static_cast<size_t>(V));
     const float tol = 1e-4f * max_abs(all);
     for (int64_t t = 0; t < T; ++t) {
-      f.run(&tokens[size_t(t)], 1, t, kv, step.data(), false);
+      f.run(&tokens[size_t(t)], 1, kv, seq, step.data(), false);
       for (int64_t v = 0; v < V; ++v)
         ASSERT_NEAR(step[size_t(v)], all[size_t(t * V + v)], tol) << t;
     }
     // Session in chunks of 4 ends with the last row.
-    Session session(model, store, pool, ledger, T, 4);
+    Session session(model, store, pool, ledger, {T, 4, {}, {}});
     session.feed(tokens);
     for (int64_t v = 0; v < V; ++v) {
       ASSERT_NEAR(session.logits()[v], all[size_t((T - 1) * V + v)], tol);
@@ -97,7 +98,7 @@ TEST(Forward, RefusesBadTokensAndFullContext) {
   ThreadPool pool(1);
   MemoryLedger ledger;
   WeightStore store(model, {}, ledger, pool);
-  Session session(model, store, pool, ledger, 4, 4);
+  Session session(model, store, pool, ledger, {4, 4, {}, {}});
   EXPECT_THROW(session.feed({300}), Error);
   EXPECT_THROW(session.feed({-1}), Error);
   EXPECT_THROW(session.feed({1, 2, 3, 4, 5}), Error);

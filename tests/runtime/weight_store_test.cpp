@@ -34,13 +34,14 @@ std::vector<float> run(const Model& model, const StoreConfig& config, MemoryLedg
   WeightStore store(model, config, ledger, pool);
   const std::vector<int32_t> tokens = {3, 99, 511, 7, 650, 12};
   const int64_t V = model.spec.n_vocab;
-  KvCache kv(model.spec, 16, ledger);
+  KvPool kv(model.spec, {{}, 16, 1}, ledger);
+  const KvPool::SeqId seq = kv.create();
   Forward f(model, store, pool, ledger, 8, 16);
   std::vector<float> out(static_cast<size_t>(V)), all;
-  f.run(tokens.data(), 4, 0, kv, out.data(), false);
+  f.run(tokens.data(), 4, kv, seq, out.data(), false);
   all.insert(all.end(), out.begin(), out.end());
   for (int64_t t = 4; t < 6; ++t) {
-    f.run(&tokens[size_t(t)], 1, t, kv, out.data(), false);
+    f.run(&tokens[size_t(t)], 1, kv, seq, out.data(), false);
     all.insert(all.end(), out.begin(), out.end());
   }
   return all;

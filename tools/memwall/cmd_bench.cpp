@@ -194,8 +194,9 @@ int run_bench(const BenchOptions& opt) {
       std::string line;
       if (!std::getline(std::cin, line)) break;
     }
-    Session session(model, engine.store(), engine.pool(), engine.ledger(), ctx, engine.plan().batch,
-                    engine.plan().kv_type);
+    SessionConfig session_config = engine.plan().session_config();
+    session_config.max_ctx = ctx;
+    Session session(model, engine.store(), engine.pool(), engine.ledger(), session_config);
     const auto t0 = Clock::now();
     session.feed(prompt);
     const auto t1 = Clock::now();
@@ -260,7 +261,9 @@ int run_bench(const BenchOptions& opt) {
     j["matrix_bytes"] = matrices.bytes;
     j["kv_bytes"] = kv_bytes;
     // KV cache bytes per position (all layers, K and V) as this build stores it.
-    j["kv_bytes_per_position"] = ctx > 0 ? double(kv_bytes) / double(ctx) : 0.0;
+    j["kv_bytes_per_token"] = engine.plan().kv_bytes_per_token;
+    j["kv_type"] = engine.plan().kv.name();
+    j["attention"] = kernels::attention_kind_name(engine.plan().attention);
     j["n_vocab"] = model.spec.n_vocab;
     // One object; on one line in harness mode, where every line is an object.
     std::printf(

@@ -47,8 +47,9 @@ int run_chat(ChatOptions& opt) {
   engine.plan_and_load(wanted, opt.gen.ctx > 0 ? wanted : std::min<int64_t>(wanted, 512),
                        opt.gen.batch);
   const int64_t ctx = engine.plan().ctx;
-  Session session(model, engine.store(), engine.pool(), engine.ledger(), ctx, engine.plan().batch,
-                  engine.plan().kv_type);
+  SessionConfig session_config = engine.plan().session_config();
+  session_config.max_ctx = ctx;
+  Session session(model, engine.store(), engine.pool(), engine.ledger(), session_config);
   GenerateStats last;
   print_seed(opt.gen, sampling);
   const bool interactive = opt.once.empty();

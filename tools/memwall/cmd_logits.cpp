@@ -38,12 +38,16 @@ int run_logits(const LogitsOptions& opt) {
     fail("--mem holds a batch of ", engine.plan().batch, " tokens; logits needs all ", T,
          " in one pass (raise --mem)");
   }
-  KvCache kv(engine.model().spec, T, engine.ledger(), engine.plan().kv_type);
-  Forward forward(engine.model(), engine.store(), engine.pool(), engine.ledger(), T, T);
+  const plan::Plan& plan = engine.plan();
+  KvPool kv(engine.model().spec, {plan.kv, plan.kv_block, (T + plan.kv_block - 1) / plan.kv_block},
+            engine.ledger());
+  const KvPool::SeqId seq = kv.create();
+  Forward forward(engine.model(), engine.store(), engine.pool(), engine.ledger(), T, T,
+                  {plan.attention, plan.kv_block});
   MemoryLedger::Reservation out =
       engine.ledger().reserve(MemCategory::kScratch, size_t(T * V) * sizeof(float));
   std::vector<float> logits(size_t(T * V));
-  forward.run(ids.data(), T, 0, kv, logits.data(), true);
+  forward.run(ids.data(), T, kv, seq, logits.data(), true);
   write_npy_f32(opt.out, logits.data(), {T, V});
   engine.finish(0, 0);
   return 0;

@@ -70,8 +70,9 @@ int run_run(const RunOptions& opt) {
   engine.set_workload(int64_t(prompt.size()), opt.gen.n_predict);
   engine.plan_and_load(ctx, std::min(ctx, needed), opt.gen.batch);
   ctx = engine.plan().ctx;
-  Session session(model, engine.store(), engine.pool(), engine.ledger(), ctx, engine.plan().batch,
-                  engine.plan().kv_type);
+  SessionConfig session_config = engine.plan().session_config();
+  session_config.max_ctx = ctx;
+  Session session(model, engine.store(), engine.pool(), engine.ledger(), session_config);
   GenerateOptions go;
   go.n_predict = std::min(opt.gen.n_predict, ctx - int64_t(prompt.size()));
   go.ignore_eos = opt.gen.ignore_eos;

@@ -67,6 +67,16 @@ void add_memory_flags(CLI::App& sub, MemoryFlags& f) {
       ->capture_default_str();
   sub.add_option("--report", f.report,
                  "Write the plan, measured peak RSS and ledger peaks as JSON to this file");
+  sub.add_option("--kv-type", f.kv_type,
+                 "KV cache element type: auto (f16, or q8_0 / q4_0 when only they fit the "
+                 "context), f32, f16, q8_0, q4_0, or K,V (e.g. q8_0,q4_0)")
+      ->capture_default_str();
+  sub.add_option("--attention", f.attention,
+                 "Attention kernel: auto, flash (tiled, online softmax: scratch independent of "
+                 "context) or materialized (every score in memory)")
+      ->capture_default_str();
+  sub.add_option("--kv-block", f.kv_block, "Tokens per KV cache block (paged KV pool)")
+      ->capture_default_str();
   sub.add_flag("--verbose", f.verbose, "Print every plan considered, not only the chosen one");
 }
 
@@ -139,6 +149,21 @@ plan::Planning Engine::plans(int64_t ctx, int64_t min_ctx, int64_t batch,
   req.precision = options_.precision;
   req.threads = pool_->size();
   parse_weights_flag(options_.memory.weights, req);
+  if (options_.memory.kv_type != "auto") {
+    req.kv = parse_kv_types(options_.memory.kv_type);
+    KvPool::check_types(model_.spec, *req.kv);
+  }
+  if (options_.memory.attention == "flash") {
+    req.attention = kernels::AttentionKind::kFlash;
+  } else if (options_.memory.attention == "materialized") {
+    req.attention = kernels::AttentionKind::kMaterialized;
+  } else if (options_.memory.attention != "auto") {
+    fail("--attention '", options_.memory.attention, "': use auto, flash or materialized");
+  }
+  if (options_.memory.kv_block < 1 || options_.memory.kv_block > 65536) {
+    fail("--kv-block must be between 1 and 65536 tokens, got ", options_.memory.kv_block);
+  }
+  req.kv_block = options_.memory.kv_block;
   req.process_bytes = current_rss_bytes();
   size_t file_bytes = 0, cached = 0;
   for (const gguf::TensorInfo& t : model_.file.tensors()) {

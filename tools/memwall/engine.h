@@ -26,6 +26,9 @@ struct MemoryFlags {
   std::string mem = "auto";
   std::string weights = "auto";  // auto | resident | mapped[:K] | streamed[:K]
   std::string report;
+  std::string kv_type = "auto";    // auto | f32 | f16 | q8_0 | q4_0 | K,V
+  std::string attention = "auto";  // auto | flash | materialized
+  int64_t kv_block = 16;
   bool verbose = false;
 };
 void add_memory_flags(CLI::App& sub, MemoryFlags& flags);
