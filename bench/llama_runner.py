@@ -62,6 +62,8 @@ def _quiet_log(level, text, user_data):  # llama.cpp logs go nowhere unless --ve
     pass
 
 
+KV_TYPES = {"f32": L.GGML_TYPE_F32, "f16": L.GGML_TYPE_F16, "q8_0": L.GGML_TYPE_Q8_0,
+            "q4_0": L.GGML_TYPE_Q4_0}
 FLASH = {"auto": L.LLAMA_FLASH_ATTN_TYPE_AUTO, "on": L.LLAMA_FLASH_ATTN_TYPE_ENABLED,
          "off": L.LLAMA_FLASH_ATTN_TYPE_DISABLED}
 
@@ -80,6 +82,9 @@ def main():
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--flash-attn", choices=sorted(FLASH), default="auto",
                     help="llama.cpp's flash attention setting (auto is its default)")
+    ap.add_argument("--kv-type", default="f16",
+                    help="KV cache type_k[,type_v]: f32, f16 (llama.cpp's default), q8_0, q4_0 "
+                         "(a quantized V cache needs flash attention)")
     ap.add_argument("--no-mmap", action="store_true",
                     help="read the weights into RAM (use_mmap=False) instead of mapping the file")
     ap.add_argument("--harness", action="store_true")
@@ -110,6 +115,12 @@ def main():
     cparams.n_threads = args.threads
     cparams.n_threads_batch = args.threads
     cparams.flash_attn_type = FLASH[args.flash_attn]
+    k_name, _, v_name = args.kv_type.partition(",")
+    v_name = v_name or k_name
+    if k_name not in KV_TYPES or v_name not in KV_TYPES:
+        sys.exit(f"error: unknown --kv-type {args.kv_type} (expected {', '.join(KV_TYPES)})")
+    cparams.type_k = KV_TYPES[k_name]
+    cparams.type_v = KV_TYPES[v_name]
     cparams.no_perf = True
     ctx = L.llama_init_from_model(model, cparams)
     if not ctx:
@@ -189,6 +200,7 @@ def main():
         "llama_cpp_python": L.__version__,
         "system_info": L.llama_print_system_info().decode(errors="replace").strip(),
         "flash_attn": args.flash_attn,
+        "kv_type": args.kv_type,
         "model": args.model,
         "threads": args.threads,
         "n_prompt": args.n_prompt,

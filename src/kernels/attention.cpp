@@ -101,20 +101,13 @@ int64_t keys_seen(const AttentionBlock& b, int64_t i) {
   return b.first_pos + i * b.step + 1;
 }
 
-void add_rows(const float* src, int64_t lds, int64_t nq, int64_t D, float* dst, int64_t ldd) {
-  for (int64_t i = 0; i < nq; ++i) {
-    for (int64_t d = 0; d < D; ++d) dst[i * ldd + d] += src[i * lds + d];
-  }
-}
-
-// scratch: [qx][v_tile][mix tmp nq x D]
+// scratch: [qx][v_tile]
 void attend_materialized(const AttentionBlock& b, float* scratch, float* scores,
                          const AttentionKernels& k) {
   const int64_t D = b.head_dim, P = b.kv.page_tokens, nq = b.nq;
   const int64_t n_keys = attention_keys(b);
   float* qx = scratch;
   float* v_tile = qx + q8_floats(nq, D);
-  float* tmp = v_tile + P * D;
   const PageOps page(b, k, qx, v_tile);
   const int64_t pages = (n_keys + P - 1) / P;
   for (int64_t p = 0; p < pages; ++p) {
@@ -127,35 +120,29 @@ void attend_materialized(const AttentionBlock& b, float* scratch, float* scores,
     k.ops->softmax(row, seen);
     std::fill(row + seen, row + n_keys, 0.0f);  // causal mask
   }
+  for (int64_t i = 0; i < nq; ++i) std::fill(b.out + i * b.out_stride, b.out + i * b.out_stride + D, 0.0f);
   for (int64_t p = 0; p < pages; ++p) {
-    const int64_t nk = std::min(P, n_keys - p * P);
-    if (p == 0) {
-      page.mix(p, nk, scores, n_keys, b.out, b.out_stride);
-    } else {
-      page.mix(p, nk, scores + p * P, n_keys, tmp, D);
-      add_rows(tmp, D, nq, D, b.out, b.out_stride);
-    }
+    page.mix(p, std::min(P, n_keys - p * P), scores + p * P, n_keys, b.out, b.out_stride);
   }
 }
 
-// scratch: [qx][v_tile][mix tmp nq x D][scores nq x tile][max nq][sum nq]
+// scratch: [qx][v_tile][scores nq x tile][max nq][sum nq]
 void attend_flash(const AttentionBlock& b, float* scratch, const AttentionKernels& k) {
   const int64_t D = b.head_dim, P = b.kv.page_tokens, nq = b.nq;
-  const int64_t n_keys = attention_keys(b);
+  const int64_t n_keys = std::min(attention_keys(b), b.key_end > 0 ? b.key_end : INT64_MAX);
   const int64_t tile = tile_pages(P) * P;
   float* qx = scratch;
   float* v_tile = qx + q8_floats(nq, D);
-  float* tmp = v_tile + P * D;
-  float* s = tmp + nq * D;
-  float* mx = s + nq * tile;
-  float* sum = mx + nq;
+  float* s = v_tile + P * D;
+  float* mx = b.partial_max ? b.partial_max : s + nq * tile;
+  float* sum = b.partial_sum ? b.partial_sum : s + nq * tile + nq;
   const PageOps page(b, k, qx, v_tile);
   for (int64_t i = 0; i < nq; ++i) {
     std::fill(b.out + i * b.out_stride, b.out + i * b.out_stride + D, 0.0f);
     mx[i] = -INFINITY;
     sum[i] = 0.0f;
   }
-  for (int64_t j0 = 0; j0 < n_keys; j0 += tile) {
+  for (int64_t j0 = b.key_begin; j0 < n_keys; j0 += tile) {
     const int64_t nt = std::min(tile, n_keys - j0);
     for (int64_t off = 0; off < nt; off += P) {
       page.scores((j0 + off) / P, std::min(P, nt - off), s + off, tile);
@@ -177,10 +164,10 @@ void attend_flash(const AttentionBlock& b, float* scratch, const AttentionKernel
       mx[i] = m_new;
     }
     for (int64_t off = 0; off < nt; off += P) {
-      page.mix((j0 + off) / P, std::min(P, nt - off), s + off, tile, tmp, D);
-      add_rows(tmp, D, nq, D, b.out, b.out_stride);
+      page.mix((j0 + off) / P, std::min(P, nt - off), s + off, tile, b.out, b.out_stride);
     }
   }
+  if (b.partial_max) return;  // the caller merges the partial results
   for (int64_t i = 0; i < nq; ++i) {
     const float inv = 1.0f / sum[i];
     float* o = b.out + i * b.out_stride;
@@ -215,9 +202,29 @@ bool kv_type_supported(TensorType type, int64_t head_dim) {
 
 size_t attention_scratch_floats(AttentionKind kind, int64_t nq, int64_t page_tokens,
                                 int64_t head_dim) {
-  const size_t shared = q8_floats(nq, head_dim) + size_t(page_tokens * head_dim + nq * head_dim);
+  const size_t shared = q8_floats(nq, head_dim) + size_t(page_tokens * head_dim);
   if (kind == AttentionKind::kMaterialized) return shared;
   return shared + size_t(nq * tile_pages(page_tokens) * page_tokens + 2 * nq);
+}
+
+void merge_partials(const float* out, const float* max, const float* sum, int64_t parts,
+                    int64_t nq, int64_t D, float* merged, int64_t ldm) {
+  for (int64_t i = 0; i < nq; ++i) {
+    float m = -INFINITY;
+    for (int64_t c = 0; c < parts; ++c) m = std::max(m, max[c * nq + i]);
+    float l = 0;
+    float* o = merged + i * ldm;
+    std::fill(o, o + D, 0.0f);
+    for (int64_t c = 0; c < parts; ++c) {
+      if (max[c * nq + i] == -INFINITY) continue;  // a part with no keys for this query
+      const float w = std::exp(max[c * nq + i] - m);
+      l += w * sum[c * nq + i];
+      const float* oc = out + (c * nq + i) * D;
+      for (int64_t d = 0; d < D; ++d) o[d] += w * oc[d];
+    }
+    const float inv = 1.0f / l;
+    for (int64_t d = 0; d < D; ++d) o[d] *= inv;
+  }
 }
 
 void attend(AttentionKind kind, const AttentionBlock& b, float* scratch, float* scores,

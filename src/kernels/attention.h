@@ -46,6 +46,14 @@ struct AttentionBlock {
   float scale;  // usually 1 / sqrt(head_dim)
   float* out;   // output row 0; rows out_stride floats apart
   int64_t out_stride;
+  // Flash only: attend over keys [key_begin, min(key_end, attention_keys))
+  // (key_begin a multiple of the page size; key_end <= 0: no limit), and when
+  // partial_max/partial_sum are set, leave out unnormalized and write each
+  // query's running max and sum there, for merge_partials. One decode step
+  // splits its keys this way so every thread has work whatever the KV heads.
+  int64_t key_begin = 0, key_end = 0;
+  float* partial_max = nullptr;
+  float* partial_sum = nullptr;
 };
 
 enum class AttentionKind { kFlash, kMaterialized };
@@ -71,6 +79,12 @@ size_t attention_scratch_floats(AttentionKind kind, int64_t nq, int64_t page_tok
 inline int64_t attention_keys(const AttentionBlock& b) {
   return b.first_pos + (b.nq - 1) * b.step + 1;
 }
+
+// Combines `parts` partial flash results for nq queries (part c's
+// unnormalized rows at out + c * nq * D, its max and sum at max/sum + c * nq)
+// into normalized rows of merged (ldm floats apart).
+void merge_partials(const float* out, const float* max, const float* sum, int64_t parts,
+                    int64_t nq, int64_t D, float* merged, int64_t ldm);
 
 // scores: the materialized kernel's [nq x attention_keys(b)] matrix (unused,
 // may be null, for flash).

@@ -32,7 +32,6 @@ void mix_rows(const float* p, int64_t ldp, int64_t nq, const float* v, int64_t v
               int64_t D, float* out, int64_t ldo) {
   for (int64_t i = 0; i < nq; ++i) {
     float* o = out + i * ldo;
-    for (int64_t d = 0; d < D; ++d) o[d] = 0.0f;
     for (int64_t j = 0; j < n; ++j) axpy(p[i * ldp + j], v + j * v_stride, o, D);
   }
 }
@@ -41,7 +40,6 @@ void mix_rows_f16(const float* p, int64_t ldp, int64_t nq, const uint16_t* v, in
                   int64_t n, int64_t D, float* out, int64_t ldo) {
   for (int64_t i = 0; i < nq; ++i) {
     float* o = out + i * ldo;
-    for (int64_t d = 0; d < D; ++d) o[d] = 0.0f;
     for (int64_t j = 0; j < n; ++j) {
       const float pj = p[i * ldp + j];
       for (int64_t d = 0; d < D; ++d) o[d] += pj * fp16_to_fp32(v[j * v_stride + d]);

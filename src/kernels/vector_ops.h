@@ -17,8 +17,9 @@ struct VectorOps {
   // online softmax of flash attention rescales by hand, so it needs the
   // unnormalized weights and their sum, not softmax's quotient.
   float (*exp_sum)(float* x, int64_t n, float shift);
-  // out[i * ldo + d] = sum_j p[i * ldp + j] * v[j * v_stride + d], for i < nq,
-  // j < n, d < D: attention's probabilities times its value rows.
+  // out[i * ldo + d] += sum_j p[i * ldp + j] * v[j * v_stride + d], for i < nq,
+  // j < n, d < D: attention's probabilities times its value rows, added to
+  // what out holds (attention sums a page of values at a time).
   void (*mix_rows)(const float* p, int64_t ldp, int64_t nq, const float* v, int64_t v_stride,
                    int64_t n, int64_t D, float* out, int64_t ldo);
   // The same with f16 value rows (an f16 KV cache).

@@ -58,7 +58,7 @@ void mix_block(const float* p, int64_t ldp, const V* v, int64_t v_stride, int64_
                int64_t ldo) {
   __m256 acc[kQ][4];
   for (int i = 0; i < kQ; ++i)
-    for (int c = 0; c < 4; ++c) acc[i][c] = _mm256_setzero_ps();
+    for (int c = 0; c < 4; ++c) acc[i][c] = _mm256_loadu_ps(out + i * ldo + 8 * c);
   for (int64_t j = 0; j < n; ++j) {
     const V* vr = v + j * v_stride;
     __m256 vv[4];
@@ -88,7 +88,6 @@ void mix_rows_of(const float* p, int64_t ldp, int64_t nq, const V* v, int64_t v_
   }
   for (int64_t i = 0; i < nq && d0 < D; ++i) {  // columns past the last multiple of 32
     float* o = out + i * ldo;
-    for (int64_t d = d0; d < D; ++d) o[d] = 0.0f;
     for (int64_t j = 0; j < n; ++j) {
       const float pj = p[i * ldp + j];
       for (int64_t d = d0; d < D; ++d) o[d] += pj * to_f32(v[j * v_stride + d]);

@@ -125,7 +125,7 @@ void mix_block(const float* p, int64_t ldp, const V* v, int64_t v_stride, int64_
   for (int c = 0; c < 4; ++c) m[c] = tail_mask(dn - 16 * c > 0 ? dn - 16 * c : 0);
   __m512 acc[kQ][4];
   for (int i = 0; i < kQ; ++i)
-    for (int c = 0; c < 4; ++c) acc[i][c] = _mm512_setzero_ps();
+    for (int c = 0; c < 4; ++c) acc[i][c] = _mm512_maskz_loadu_ps(m[c], out + i * ldo + 16 * c);
   for (int64_t j = 0; j < n; ++j) {
     const V* vr = v + j * v_stride;
     __m512 vv[4];

@@ -23,6 +23,12 @@ int64_t score_rows(const ModelSpec& s, int64_t max_batch, int64_t query_block) {
   return std::max(std::min(max_batch, query_block), s.n_head / s.n_head_kv);
 }
 
+// Flash decode splits each KV head's keys into up to this many parts of at
+// least kMinDecodeKeys keys, so both threads work however few KV heads the
+// model has (3 on the default model); the parts' results are then merged.
+constexpr int64_t kMaxDecodeParts = 8;
+constexpr int64_t kMinDecodeKeys = 256;
+
 }  // namespace
 
 size_t Forward::scratch_bytes(const ModelSpec& s, int64_t B, kernels::Precision precision) {
@@ -37,6 +43,9 @@ size_t Forward::attention_bytes(const ModelSpec& s, int64_t B, int64_t ctx, int 
   const size_t per_thread = kernels::attention_scratch_floats(
       a.kind, score_rows(s, B, kQueryBlock), a.page_tokens, s.head_dim);
   size_t floats = size_t(threads) * per_thread;
+  if (a.kind == kernels::AttentionKind::kFlash) {  // decode's partial results
+    floats += size_t(s.n_head) * size_t(kMaxDecodeParts) * size_t(s.head_dim + 2);
+  }
   if (a.kind == kernels::AttentionKind::kMaterialized) {
     floats += size_t(s.n_head) * size_t(std::max<int64_t>(B, 1)) * size_t(ctx);
   }
@@ -71,6 +80,8 @@ Forward::Forward(const Model& model, WeightStore& store, ThreadPool& pool, Memor
   }
   if (attention_.kind == kernels::AttentionKind::kMaterialized) {
     scores_.resize(size_t(s.n_head) * size_t(B) * size_t(max_ctx));
+  } else {
+    partial_.resize(size_t(s.n_head) * size_t(kMaxDecodeParts) * size_t(s.head_dim + 2));
   }
   input_.reserve(B, std::max({C, F, Q}), precision_);
 }
@@ -187,6 +198,49 @@ void Forward::attention(int64_t layer, int64_t T, int64_t pos, const KvPool& kv,
     kernels::attend(attention_.kind, b, attn_scratch_[size_t(thread)].data(),
                     scores_.empty() ? nullptr : scores_.data() + scores_at, attn);
   };
+  const int64_t n_keys = pos + T;
+  const int64_t parts =
+      T == 1 && attention_.kind == kernels::AttentionKind::kFlash
+          ? std::clamp<int64_t>(n_keys / kMinDecodeKeys, 1,
+                                std::min(kMaxDecodeParts, (4 * pool_.size() + s.n_head_kv - 1) /
+                                                              s.n_head_kv))
+          : 1;
+  if (parts > 1) {
+    // Decode, keys split: item (KV head g, part c) attends g's query heads
+    // over one page-aligned range of keys into its own unnormalized rows.
+    const int64_t P = attention_.page_tokens;
+    const int64_t chunk = ((n_keys + parts - 1) / parts + P - 1) / P * P;
+    float* out = partial_.data();
+    float* mx = out + s.n_head * parts * D;
+    float* sum = mx + s.n_head * parts;
+    pool_.parallel_for(s.n_head_kv * parts, [&](int64_t begin, int64_t end, int thread) {
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t g = item / parts, c = item % parts;
+        kernels::AttentionBlock b;
+        b.q = q_.data() + g * group * D;
+        b.q_stride = D;
+        b.nq = group;
+        b.first_pos = pos;
+        b.step = 0;
+        b.kv = kv.view(seq, layer, g);
+        b.head_dim = D;
+        b.scale = scale;
+        b.out = out + item * group * D;
+        b.out_stride = D;
+        b.key_begin = c * chunk;
+        b.key_end = (c + 1) * chunk;
+        b.partial_max = mx + item * group;
+        b.partial_sum = sum + item * group;
+        kernels::attend(attention_.kind, b, attn_scratch_[size_t(thread)].data(), nullptr, attn);
+      }
+    });
+    for (int64_t g = 0; g < s.n_head_kv; ++g) {
+      kernels::merge_partials(out + g * parts * group * D, mx + g * parts * group,
+                              sum + g * parts * group, parts, group, D,
+                              att_.data() + g * group * D, D);
+    }
+    return;
+  }
   if (T == 1) {
     // Decode: one item per KV head, its query heads as the block's queries,
     // so each K and V row is read once per group rather than once per head.

@@ -66,6 +66,7 @@ class Forward {
   static constexpr int64_t kQueryBlock = 16;
   std::vector<std::vector<float>> attn_scratch_;  // per thread
   std::vector<float> scores_;                      // materialized: [n_head][max_batch][max_ctx]
+  std::vector<float> partial_;  // flash decode's split-key results: rows, maxima, sums
 };
 
 }  // namespace memwall

@@ -67,7 +67,11 @@ TEST_P(AttentionTest, MixRowsMatchesDouble) {
         const int64_t ldp = n + 3, vs = D * 3 + 5, ldo = D + 7;
         const std::vector<float> p = random_vec(rng, size_t(nq * ldp), 1.0f);
         const std::vector<float> v = random_vec(rng, size_t(n * vs), 1.0f);
+        // mix_rows adds to what out holds: start from known values.
         std::vector<float> out(size_t(nq * ldo), NAN);
+        const std::vector<float> init = random_vec(rng, out.size(), 1.0f);
+        for (int64_t i = 0; i < nq; ++i)
+          for (int64_t d = 0; d < D; ++d) out[size_t(i * ldo + d)] = init[size_t(i * ldo + d)];
         ops.mix_rows(p.data(), ldp, nq, v.data(), vs, n, D, out.data(), ldo);
         for (int64_t i = 0; i < nq; ++i) {
           for (int64_t d = 0; d < ldo; ++d) {
@@ -76,7 +80,7 @@ TEST_P(AttentionTest, MixRowsMatchesDouble) {
               ASSERT_TRUE(std::isnan(got)) << "wrote past D at d=" << d;
               continue;
             }
-            double ref = 0, mag = 0;
+            double ref = init[size_t(i * ldo + d)], mag = std::fabs(ref);
             for (int64_t j = 0; j < n; ++j) {
               const double term = double(p[size_t(i * ldp + j)]) * v[size_t(j * vs + d)];
               ref += term;

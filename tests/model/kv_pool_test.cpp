@@ -189,7 +189,7 @@ class PooledForward : public ::testing::Test {
   void SetUp() override {
     SyntheticShape shape;
     shape.n_embd = 128, shape.n_ff = 256, shape.n_head = 4, shape.n_head_kv = 2;
-    shape.n_layer = 2, shape.n_vocab = 512, shape.n_ctx = 256;
+    shape.n_layer = 2, shape.n_vocab = 512, shape.n_ctx = 1024;
     path_ = (std::filesystem::temp_directory_path() /
              ("memwall_kv_pool_test_" + std::to_string(::getpid()) + ".gguf"))
                 .string();
@@ -202,7 +202,7 @@ class PooledForward : public ::testing::Test {
   void TearDown() override { std::filesystem::remove(path_); }
 
   SessionConfig config(int64_t block, kernels::AttentionKind kind, KvTypes kv = {}) const {
-    return {256, 32, kv, {kind, block}};
+    return {1024, 64, kv, {kind, block}};
   }
   // Feeds the prompt, then n greedy tokens; returns them and every step's logits.
   std::vector<int32_t> greedy(Session& s, const std::vector<int32_t>& prompt, int n,
@@ -245,13 +245,14 @@ float max_rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
 // bound is 1e-3 of the logits' scale, and the greedy tokens are identical.
 TEST_F(PooledForward, PagedEqualsContiguousAndFlashEqualsMaterialized) {
   using kernels::AttentionKind;
-  // Long enough for several flash tiles (64 keys) at every block size.
+  // Long enough for several flash tiles (64 keys) at every block size, and
+  // for flash decode to split its keys (>= 512) and merge the parts.
   std::vector<int32_t> prompt;
-  for (int i = 0; i < 150; ++i) prompt.push_back(int32_t((i * 37 + 11) % 512));
+  for (int i = 0; i < 600; ++i) prompt.push_back(int32_t((i * 37 + 11) % 512));
   for (KvType t : {KvType::kF32, KvType::kF16, KvType::kQ8_0, KvType::kQ4_0}) {
     std::vector<float> ref_logits;
     Session contiguous(*model_, *store_, pool_, ledger_,
-                       config(256, AttentionKind::kMaterialized, {t, t}));
+                       config(1024, AttentionKind::kMaterialized, {t, t}));
     const std::vector<int32_t> ref = greedy(contiguous, prompt, 12, &ref_logits);
     for (int64_t block : {16, 5}) {
       for (AttentionKind kind : {AttentionKind::kFlash, AttentionKind::kMaterialized}) {
