@@ -26,6 +26,16 @@ struct PlanOptions {
   bool json = false;
 };
 
+nlohmann::json kv_bytes_json(const ModelSpec& spec) {
+  nlohmann::json j = nlohmann::json::object();
+  for (KvType t : {KvType::kF32, KvType::kF16, KvType::kQ8_0, KvType::kQ4_0}) {
+    if (kernels::kv_type_supported(kv_tensor_type(t), spec.head_dim)) {
+      j[std::string(kv_type_name(t))] = KvPool::bytes_per_token(spec, {t, t});
+    }
+  }
+  return j;
+}
+
 int run_plan(const PlanOptions& opt) {
   if (opt.ctx < 0) fail("--ctx must be >= 0 (0: the model's trained context)");
   if (opt.batch < 1) fail("--batch must be >= 1");
@@ -48,6 +58,7 @@ int run_plan(const PlanOptions& opt) {
                          smallest.predicted_peak + plan::headroom_bytes(smallest.predicted_peak)},
                         {"chosen", p.chosen},
                         {"plan", p.plans[size_t(p.chosen)].to_json()},
+                        {"kv_bytes_per_token", kv_bytes_json(engine.model().spec)},
                         {"plans", plans}};
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
@@ -56,6 +67,7 @@ int run_plan(const PlanOptions& opt) {
               engine.model().file.path().c_str(), format_bytes(double(req.budget)).c_str(),
               (long long)ctx, format_bytes(double(req.process_bytes)).c_str());
   std::printf("%s\n", plan::plan_table(p, opt.memory.verbose).c_str());
+  std::printf("%s\n", plan::kv_bytes_line(engine.model().spec, ctx).c_str());
   std::printf("chosen: %s\n", p.plans[size_t(p.chosen)].summary().c_str());
   return 0;
 }

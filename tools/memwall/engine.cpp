@@ -68,8 +68,9 @@ void add_memory_flags(CLI::App& sub, MemoryFlags& f) {
   sub.add_option("--report", f.report,
                  "Write the plan, measured peak RSS and ledger peaks as JSON to this file");
   sub.add_option("--kv-type", f.kv_type,
-                 "KV cache element type: auto (f16, or q8_0 / q4_0 when only they fit the "
-                 "context), f32, f16, q8_0, q4_0, or K,V (e.g. q8_0,q4_0)")
+                 "KV cache element type: auto (f16; q8_0, or q8_0 keys with q4_0 values, when "
+                 "only they fit the context or they are much faster), f32, f16, q8_0, q4_0, or "
+                 "K,V (e.g. q8_0,q4_0)")
       ->capture_default_str();
   sub.add_option("--attention", f.attention,
                  "Attention kernel: auto, flash (tiled, online softmax: scratch independent of "
