@@ -98,7 +98,7 @@ class PageOps {
 };
 
 int64_t keys_seen(const AttentionBlock& b, int64_t i) {
-  return b.first_pos + i * b.step + 1;
+  return b.first_pos + (i / b.heads) * b.step + 1;
 }
 
 // scratch: [qx][v_tile]

@@ -38,9 +38,14 @@ struct AttentionBlock {
   const float* q;  // query 0 of the block; queries q_stride floats apart
   int64_t q_stride;
   int64_t nq;         // queries in the block
-  int64_t first_pos;  // position of query 0: query i sees keys [0, first_pos + i * step]
-  int64_t step = 1;   // 1: queries are consecutive tokens; 0: query heads of one
-                      // token that share a KV head (GQA decode reads K and V once)
+  // Query i is at position first_pos + (i / heads) * step and sees keys
+  // [0, that position]. step 1, heads 1: consecutive tokens of one head;
+  // step 0: query heads of one token sharing a KV head (GQA decode); step 1,
+  // heads = group: each token's group of query heads (GQA prefill). Sharing
+  // a KV head's queries reads its K and V once for all of them.
+  int64_t first_pos;
+  int64_t step = 1;
+  int64_t heads = 1;
   PagedKv kv;
   int64_t head_dim;
   float scale;  // usually 1 / sqrt(head_dim)
@@ -77,7 +82,7 @@ size_t attention_scratch_floats(AttentionKind kind, int64_t nq, int64_t page_tok
                                 int64_t head_dim);
 // Keys the block's last query sees: the materialized kernel's score columns.
 inline int64_t attention_keys(const AttentionBlock& b) {
-  return b.first_pos + (b.nq - 1) * b.step + 1;
+  return b.first_pos + ((b.nq - 1) / b.heads) * b.step + 1;
 }
 
 // Combines `parts` partial flash results for nq queries (part c's

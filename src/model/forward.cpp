@@ -20,7 +20,7 @@ namespace {
 // Rows of scores one attention work item holds: a block of prefill queries,
 // or decode's query heads of one KV head.
 int64_t score_rows(const ModelSpec& s, int64_t max_batch, int64_t query_block) {
-  return std::max(std::min(max_batch, query_block), s.n_head / s.n_head_kv);
+  return std::min(max_batch, query_block) * (s.n_head / s.n_head_kv);
 }
 
 // Flash decode splits each KV head's keys into up to this many parts of at
@@ -42,7 +42,8 @@ size_t Forward::attention_bytes(const ModelSpec& s, int64_t B, int64_t ctx, int 
                                 AttentionConfig a) {
   const size_t per_thread = kernels::attention_scratch_floats(
       a.kind, score_rows(s, B, kQueryBlock), a.page_tokens, s.head_dim);
-  size_t floats = size_t(threads) * per_thread;
+  const int64_t gathered = 2 * score_rows(s, B, kQueryBlock) * s.head_dim;  // prefill's q and out
+  size_t floats = size_t(threads) * (per_thread + size_t(gathered));
   if (a.kind == kernels::AttentionKind::kFlash) {  // decode's partial results
     floats += size_t(s.n_head) * size_t(kMaxDecodeParts) * size_t(s.head_dim + 2);
   }
@@ -74,6 +75,8 @@ Forward::Forward(const Model& model, WeightStore& store, ThreadPool& pool, Memor
   attention_reservation_ = ledger.reserve(
       MemCategory::kAttention, attention_bytes(s, B, max_ctx, pool.size(), attention_));
   attn_scratch_.resize(size_t(pool.size()));
+  gather_.resize(size_t(pool.size()));
+  for (auto& g : gather_) g.resize(size_t(2 * score_rows(s, B, kQueryBlock) * s.head_dim));
   for (auto& sc : attn_scratch_) {
     sc.resize(kernels::attention_scratch_floats(attention_.kind, score_rows(s, B, kQueryBlock),
                                                 attention_.page_tokens, s.head_dim));
@@ -173,7 +176,7 @@ void Forward::run(const int32_t* tokens, int64_t T, KvPool& kv, KvPool::SeqId se
 void Forward::attention(int64_t layer, int64_t T, int64_t pos, const KvPool& kv,
                         KvPool::SeqId seq) {
   const ModelSpec& s = spec_;
-  const int64_t H = s.n_head, D = s.head_dim, Q = s.q_dim();
+  const int64_t D = s.head_dim, Q = s.q_dim();
   const int64_t group = s.n_head / s.n_head_kv;  // query heads per KV head
   const int64_t blocks = (T + kQueryBlock - 1) / kQueryBlock;
   const kernels::AttentionKernels attn = kernels::attention_kernels(kernels::active_isa());
@@ -251,12 +254,41 @@ void Forward::attention(int64_t layer, int64_t T, int64_t pos, const KvPool& kv,
     });
     return;
   }
-  // Prefill: items are (query block, head); one block's scores at a time per thread.
-  pool_.parallel_for(blocks * H, [&](int64_t begin, int64_t end, int thread) {
+  // Prefill: items are (query block, KV head): the block's tokens times the
+  // KV head's query heads, gathered into one block so each K and V page is
+  // read once per group rather than once per head.
+  pool_.parallel_for(blocks * s.n_head_kv, [&](int64_t begin, int64_t end, int thread) {
+    float* qg = gather_[size_t(thread)].data();
+    float* og = qg + score_rows(s, max_batch_, kQueryBlock) * D;
     for (int64_t i = begin; i < end; ++i) {
-      const int64_t t0 = (i / H) * kQueryBlock, h = i % H;
-      attend(thread, t0 * Q + h * D, Q, std::min(kQueryBlock, T - t0), pos + t0, 1, h / group,
-             (size_t(h) * size_t(max_batch_) + size_t(t0)) * size_t(max_ctx_));
+      const int64_t t0 = (i / s.n_head_kv) * kQueryBlock, g = i % s.n_head_kv;
+      const int64_t nt = std::min(kQueryBlock, T - t0);
+      for (int64_t t = 0; t < nt; ++t) {
+        std::memcpy(qg + t * group * D, q_.data() + (t0 + t) * Q + g * group * D,
+                    size_t(group * D) * sizeof(float));
+      }
+      kernels::AttentionBlock b;
+      b.q = qg;
+      b.q_stride = D;
+      b.nq = nt * group;
+      b.first_pos = pos + t0;
+      b.step = 1;
+      b.heads = group;
+      b.kv = kv.view(seq, layer, g);
+      b.head_dim = D;
+      b.scale = scale;
+      b.out = og;
+      b.out_stride = D;
+      kernels::attend(attention_.kind, b, attn_scratch_[size_t(thread)].data(),
+                      scores_.empty() ? nullptr
+                                      : scores_.data() + (size_t(g) * size_t(group * max_batch_) +
+                                                          size_t(t0 * group)) *
+                                                             size_t(max_ctx_),
+                      attn);
+      for (int64_t t = 0; t < nt; ++t) {
+        std::memcpy(att_.data() + (t0 + t) * Q + g * group * D, og + t * group * D,
+                    size_t(group * D) * sizeof(float));
+      }
     }
   });
 }

@@ -65,6 +65,7 @@ class Forward {
   // Queries per attention work item (their scores are materialized together).
   static constexpr int64_t kQueryBlock = 16;
   std::vector<std::vector<float>> attn_scratch_;  // per thread
+  std::vector<std::vector<float>> gather_;        // per thread: prefill's grouped queries, outputs
   std::vector<float> scores_;                      // materialized: [n_head][max_batch][max_ctx]
   std::vector<float> partial_;  // flash decode's split-key results: rows, maxima, sums
 };

@@ -141,8 +141,9 @@ bool quantized_type(TensorType t) {
   return t == TensorType::Q8_0 || t == TensorType::Q4_0;
 }
 
-// step 1: consecutive tokens of one head (prefill); step 0: the query heads
-// of one token that share a KV head (GQA decode), all seeing the same keys.
+// step 1: consecutive tokens of one head; step 0: the query heads of one
+// token that share a KV head (GQA decode), all seeing the same keys; step 1
+// with 3 heads: each token's group of query heads (GQA prefill).
 // The reference attends in double over the values the cache holds (and, for
 // quantized keys, over the 8-bit queries the kernel multiplies them with), so
 // what is left is float rounding: 2e-5.
@@ -155,12 +156,12 @@ TEST_P(AttentionTest, PagedBlockMatchesDouble) {
       {TensorType::Q8_0, TensorType::Q4_0}, {TensorType::F16, TensorType::Q8_0}};
   for (const auto& [kt, vt] : types)
     for (AttentionKind kind : {AttentionKind::kFlash, AttentionKind::kMaterialized})
-      for (int64_t step : {1, 0})
+      for (auto [step, heads] : {std::pair<int64_t, int64_t>{1, 1}, {0, 1}, {1, 3}})
         for (int64_t D : {32, 96})
           for (int64_t P : {1, 5, 16})
             for (int64_t first_pos : {0, 30, 150})
               for (int64_t nq : {1, 3, 16}) {
-                const int64_t n_keys = first_pos + (nq - 1) * step + 1;
+                const int64_t n_keys = first_pos + ((nq - 1) / heads) * step + 1;
                 const int64_t q_stride = 2 * D + 1;
                 PagedCache cache(rng, P, D, n_keys, kt, vt);
                 std::vector<float> q = random_vec(rng, size_t(nq * q_stride), 1.0f);
@@ -183,6 +184,7 @@ TEST_P(AttentionTest, PagedBlockMatchesDouble) {
                 b.nq = nq;
                 b.first_pos = first_pos;
                 b.step = step;
+                b.heads = heads;
                 b.kv = cache.view();
                 b.head_dim = D;
                 b.scale = 0.125f;
@@ -190,7 +192,7 @@ TEST_P(AttentionTest, PagedBlockMatchesDouble) {
                 b.out_stride = D;
                 attend(kind, b, scratch.data(), scores.data(), kernels);
                 for (int64_t i = 0; i < nq; ++i) {
-                  const int64_t seen = first_pos + i * step + 1;
+                  const int64_t seen = first_pos + (i / heads) * step + 1;
                   std::vector<double> s(static_cast<size_t>(seen));
                   double mx = -INFINITY, sum = 0;
                   for (int64_t j = 0; j < seen; ++j) {
@@ -207,7 +209,7 @@ TEST_P(AttentionTest, PagedBlockMatchesDouble) {
                     for (int64_t j = 0; j < seen; ++j) ref += s[size_t(j)] / sum * cache.v[size_t(j * D + d)];
                     ASSERT_NEAR(out[size_t(i * D + d)], ref, 2e-5)
                         << attention_kind_name(kind) << " k=" << tensor_type_name(kt)
-                        << " v=" << tensor_type_name(vt) << " step=" << step << " D=" << D
+                        << " v=" << tensor_type_name(vt) << " step=" << step << " heads=" << heads << " D=" << D
                         << " P=" << P << " first_pos=" << first_pos << " nq=" << nq << " i=" << i;
                   }
                 }
