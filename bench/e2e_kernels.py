@@ -352,7 +352,7 @@ def derive(res, a):
     loads = [r["outside_load_cpus"] for p in res["pairs"] for r in p.values()]
     res["outside_load"] = spread(loads) if loads else None
     mw = res["memwall"]
-    res["memwall_bytes_per_token"], res["memwall_roofline"] = roofline(mw, mw["kv_bytes_per_position"])
+    res["memwall_bytes_per_token"], res["memwall_roofline"] = roofline(mw, mw["kv_bytes_per_token"])
     if "llama" in res:
         ll = res["llama"]
         res["llama_bytes_per_token"], res["llama_roofline"] = roofline(
@@ -364,7 +364,7 @@ def derive(res, a):
             res["ratio_int8"] = {k: m8[f"{k}_tokens_per_s"] / ll[f"{k}_tokens_per_s"]
                                  for k in ("prefill", "decode")}
             res["memwall_int8_bytes_per_token"], res["memwall_int8_roofline"] = roofline(
-                m8, m8["kv_bytes_per_position"])
+                m8, m8["kv_bytes_per_token"])
         paired = {k: [p["memwall"][f"{k}_tokens_per_s"] / p["llama.cpp"][f"{k}_tokens_per_s"]
                       for p in res["pairs"] if "memwall" in p and "llama.cpp" in p]
                   for k in ("prefill", "decode")}
