@@ -16,7 +16,7 @@ in one run. Writes bench/results/kernels.md (and the raw numbers beside it).
    read bandwidth (median of this model's probes). Bytes per token = every matrix the
    forward pass multiplies by (the output head, i.e. the embedding when tied, included)
    + the engine's own KV cache bytes at the mean decode context (memwall: what its
-   KvCache holds per position; llama.cpp: f16 K and V).
+   KvPool holds per token; llama.cpp: f16 K and V).
 3. Where decode time goes: `perf stat` if hardware counters work, else callgrind
    (instruction shares) on a short decode; plus a time-sampled `perf record -e cpu-clock`
    profile when perf can sample.
