@@ -5,7 +5,6 @@
 #include <cstring>
 
 #include "kernels/activations.h"
-#include "kernels/weight_format.h"
 
 namespace memwall::kernels {
 namespace {
@@ -29,8 +28,8 @@ size_t q8_floats(int64_t nq, int64_t D) {  // quantized queries, in floats
 // The pieces both kernels share: scores of one page, and its value mix.
 class PageOps {
  public:
-  PageOps(const AttentionBlock& b, const AttentionKernels& k, float* qx, float* v_tile)
-      : b_(b), kv_(b.kv), ops_(*k.ops), v_tile_(v_tile) {
+  PageOps(const AttentionBlock& b, const AttentionKernels& k, float* qx)
+      : b_(b), kv_(b.kv), ops_(*k.ops) {
     const int64_t D = b.head_dim;
     switch (kv_.k_type) {
       case TensorType::F16:
@@ -56,7 +55,6 @@ class PageOps {
       x_ = reinterpret_cast<const uint8_t*>(b.q);
       x_stride_ = size_t(b.q_stride) * sizeof(float);
     }
-    if (quantized(kv_.v_type)) v_codec_ = find_codec(kv_.v_type);
   }
 
   // y[i * ldy + j] = q_i . k_(first key of page p + j), j < nk.
@@ -78,11 +76,11 @@ class PageOps {
         ops_.mix_rows_f16(w, ldw, b_.nq, reinterpret_cast<const uint16_t*>(v),
                           int64_t(kv_.v_row_bytes / sizeof(uint16_t)), nk, D, out, ldo);
         return;
+      case TensorType::Q8_0:
+        ops_.mix_rows_q8_0(w, ldw, b_.nq, v, int64_t(kv_.v_row_bytes), nk, D, out, ldo);
+        return;
       default:
-        for (int64_t j = 0; j < nk; ++j) {
-          v_codec_->dequantize_row(v + size_t(j) * kv_.v_row_bytes, v_tile_ + j * D, D);
-        }
-        ops_.mix_rows(w, ldw, b_.nq, v_tile_, D, nk, D, out, ldo);
+        ops_.mix_rows_q4_0(w, ldw, b_.nq, v, int64_t(kv_.v_row_bytes), nk, D, out, ldo);
     }
   }
 
@@ -91,24 +89,21 @@ class PageOps {
   const PagedKv& kv_;
   const VectorOps& ops_;
   const GemmKernel* qk_ = nullptr;
-  const WeightCodec* v_codec_ = nullptr;
   const uint8_t* x_ = nullptr;
   size_t x_stride_ = 0;
-  float* v_tile_;
 };
 
 int64_t keys_seen(const AttentionBlock& b, int64_t i) {
   return b.first_pos + (i / b.heads) * b.step + 1;
 }
 
-// scratch: [qx][v_tile]
+// scratch: [qx]
 void attend_materialized(const AttentionBlock& b, float* scratch, float* scores,
                          const AttentionKernels& k) {
   const int64_t D = b.head_dim, P = b.kv.page_tokens, nq = b.nq;
   const int64_t n_keys = attention_keys(b);
   float* qx = scratch;
-  float* v_tile = qx + q8_floats(nq, D);
-  const PageOps page(b, k, qx, v_tile);
+  const PageOps page(b, k, qx);
   const int64_t pages = (n_keys + P - 1) / P;
   for (int64_t p = 0; p < pages; ++p) {
     page.scores(p, std::min(P, n_keys - p * P), scores + p * P, n_keys);
@@ -126,17 +121,16 @@ void attend_materialized(const AttentionBlock& b, float* scratch, float* scores,
   }
 }
 
-// scratch: [qx][v_tile][scores nq x tile][max nq][sum nq]
+// scratch: [qx][scores nq x tile][max nq][sum nq]
 void attend_flash(const AttentionBlock& b, float* scratch, const AttentionKernels& k) {
   const int64_t D = b.head_dim, P = b.kv.page_tokens, nq = b.nq;
   const int64_t n_keys = std::min(attention_keys(b), b.key_end > 0 ? b.key_end : INT64_MAX);
   const int64_t tile = tile_pages(P) * P;
   float* qx = scratch;
-  float* v_tile = qx + q8_floats(nq, D);
-  float* s = v_tile + P * D;
+  float* s = qx + q8_floats(nq, D);
   float* mx = b.partial_max ? b.partial_max : s + nq * tile;
   float* sum = b.partial_sum ? b.partial_sum : s + nq * tile + nq;
-  const PageOps page(b, k, qx, v_tile);
+  const PageOps page(b, k, qx);
   for (int64_t i = 0; i < nq; ++i) {
     std::fill(b.out + i * b.out_stride, b.out + i * b.out_stride + D, 0.0f);
     mx[i] = -INFINITY;
@@ -202,7 +196,7 @@ bool kv_type_supported(TensorType type, int64_t head_dim) {
 
 size_t attention_scratch_floats(AttentionKind kind, int64_t nq, int64_t page_tokens,
                                 int64_t head_dim) {
-  const size_t shared = q8_floats(nq, head_dim) + size_t(page_tokens * head_dim);
+  const size_t shared = q8_floats(nq, head_dim);
   if (kind == AttentionKind::kMaterialized) return shared;
   return shared + size_t(nq * tile_pages(page_tokens) * page_tokens + 2 * nq);
 }

@@ -25,12 +25,23 @@ struct VectorOps {
   // The same with f16 value rows (an f16 KV cache).
   void (*mix_rows_f16)(const float* p, int64_t ldp, int64_t nq, const uint16_t* v, int64_t v_stride,
                        int64_t n, int64_t D, float* out, int64_t ldo);
+  // The same with q8_0 or q4_0 value rows (GGUF blocks of 32), v_stride in
+  // bytes; D is a multiple of 32.
+  void (*mix_rows_q8_0)(const float* p, int64_t ldp, int64_t nq, const uint8_t* v,
+                        int64_t v_stride, int64_t n, int64_t D, float* out, int64_t ldo);
+  void (*mix_rows_q4_0)(const float* p, int64_t ldp, int64_t nq, const uint8_t* v,
+                        int64_t v_stride, int64_t n, int64_t D, float* out, int64_t ldo);
 };
 
 const VectorOps& vector_ops(Isa isa);  // the best implementation at or below isa
 
 const VectorOps& vector_ops_scalar();
 float exp_sum_scalar(float* x, int64_t n, float shift);  // targets without a vector exp
+// Quantized value mixing for targets without their own.
+void mix_rows_q8_0_scalar(const float* p, int64_t ldp, int64_t nq, const uint8_t* v,
+                          int64_t v_stride, int64_t n, int64_t D, float* out, int64_t ldo);
+void mix_rows_q4_0_scalar(const float* p, int64_t ldp, int64_t nq, const uint8_t* v,
+                          int64_t v_stride, int64_t n, int64_t D, float* out, int64_t ldo);
 const VectorOps& vector_ops_avx2();
 const VectorOps& vector_ops_avx512();
 

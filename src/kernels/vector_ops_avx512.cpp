@@ -1,6 +1,7 @@
 #include "kernels/simd_x86.h"
 
 #include <cmath>
+#include <cstring>
 
 #include "kernels/vector_ops.h"
 
@@ -166,10 +167,71 @@ void mix_rows_f16(const float* p, int64_t ldp, int64_t nq, const uint16_t* v, in
   mix_rows_of(p, ldp, nq, v, v_stride, n, D, out, ldo);
 }
 
+// 16 values of a q8_0 / q4_0 row starting at value 16 * c, decoded with their
+// block's scale.
+inline __m512 q8_0_values(const uint8_t* row, int64_t c) {
+  const uint8_t* block = row + (c / 2) * 34;
+  uint16_t d;
+  std::memcpy(&d, block, 2);
+  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2 + (c % 2) * 16));
+  return _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(d)), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)));
+}
+inline __m512 q4_0_values(const uint8_t* row, int64_t c) {
+  const uint8_t* block = row + (c / 2) * 18;
+  uint16_t d;
+  std::memcpy(&d, block, 2);
+  // Values 0..15 of a block are the low nibbles of its 16 bytes, 16..31 the high ones.
+  __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2)));
+  if (c % 2) q = _mm512_srli_epi32(q, 4);
+  q = _mm512_sub_epi32(_mm512_and_si512(q, _mm512_set1_epi32(0x0f)), _mm512_set1_epi32(8));
+  return _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(d)), _mm512_cvtepi32_ps(q));
+}
+
+// kQ queries x 64 values (4 chunks of 16, all whole: D is a multiple of 32).
+template <int kQ, __m512 (*kLoad)(const uint8_t*, int64_t)>
+void mix_block_quant(const float* p, int64_t ldp, const uint8_t* v, int64_t v_stride, int64_t n,
+                     int64_t c0, int chunks, float* out, int64_t ldo) {
+  __m512 acc[kQ][4];
+  for (int i = 0; i < kQ; ++i)
+    for (int c = 0; c < chunks; ++c) acc[i][c] = _mm512_loadu_ps(out + i * ldo + 16 * c);
+  for (int64_t j = 0; j < n; ++j) {
+    const uint8_t* vr = v + j * v_stride;
+    __m512 vv[4];
+    for (int c = 0; c < chunks; ++c) vv[c] = kLoad(vr, c0 + c);
+    for (int i = 0; i < kQ; ++i) {
+      const __m512 pb = _mm512_set1_ps(p[i * ldp + j]);
+      for (int c = 0; c < chunks; ++c) acc[i][c] = _mm512_fmadd_ps(pb, vv[c], acc[i][c]);
+    }
+  }
+  for (int i = 0; i < kQ; ++i)
+    for (int c = 0; c < chunks; ++c) _mm512_storeu_ps(out + i * ldo + 16 * c, acc[i][c]);
+}
+
+template <__m512 (*kLoad)(const uint8_t*, int64_t)>
+void mix_rows_quant(const float* p, int64_t ldp, int64_t nq, const uint8_t* v, int64_t v_stride,
+                    int64_t n, int64_t D, float* out, int64_t ldo) {
+  for (int64_t d0 = 0; d0 < D; d0 += 64) {
+    const int chunks = D - d0 >= 64 ? 4 : int((D - d0) / 16);
+    const int64_t c0 = d0 / 16;
+    int64_t i = 0;
+    for (; i + 4 <= nq; i += 4) {
+      mix_block_quant<4, kLoad>(p + i * ldp, ldp, v, v_stride, n, c0, chunks, out + i * ldo + d0,
+                                ldo);
+    }
+    const float* pi = p + i * ldp;
+    float* oi = out + i * ldo + d0;
+    if (nq - i == 3) mix_block_quant<3, kLoad>(pi, ldp, v, v_stride, n, c0, chunks, oi, ldo);
+    if (nq - i == 2) mix_block_quant<2, kLoad>(pi, ldp, v, v_stride, n, c0, chunks, oi, ldo);
+    if (nq - i == 1) mix_block_quant<1, kLoad>(pi, ldp, v, v_stride, n, c0, chunks, oi, ldo);
+  }
+}
+
 }  // namespace
 
 const VectorOps& vector_ops_avx512() {
-  static const VectorOps ops{dot, axpy, softmax, exp_sum, mix_rows, mix_rows_f16};
+  static const VectorOps ops{dot,      axpy,         softmax,
+                             exp_sum,  mix_rows,     mix_rows_f16,
+                             mix_rows_quant<q8_0_values>, mix_rows_quant<q4_0_values>};
   return ops;
 }
 

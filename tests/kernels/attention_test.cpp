@@ -94,6 +94,48 @@ TEST_P(AttentionTest, MixRowsMatchesDouble) {
   }
 }
 
+// Quantized value rows (q8_0, q4_0): the mix equals double loops over the
+// values the codec's reference dequantization gives.
+TEST_P(AttentionTest, MixRowsQuantizedMatchesDouble) {
+  const VectorOps& ops = vector_ops(GetParam());
+  std::mt19937 rng(17);
+  for (TensorType t : {TensorType::Q8_0, TensorType::Q4_0}) {
+    const WeightCodec& codec = codec_for(t, "v");
+    const auto mix = t == TensorType::Q8_0 ? ops.mix_rows_q8_0 : ops.mix_rows_q4_0;
+    for (int64_t D : {32, 64, 96, 160}) {
+      for (int64_t nq : {1, 3, 4, 6}) {
+        for (int64_t n : {1, 16, 37}) {
+          const int64_t ldp = n + 1, ldo = D + 3;
+          const size_t row_bytes = size_t(D / 32) * tensor_type_info(t).block_bytes + 6;
+          const std::vector<float> p = random_vec(rng, size_t(nq * ldp), 1.0f);
+          std::vector<uint8_t> v(size_t(n) * row_bytes);
+          std::vector<float> vd(size_t(n * D));
+          for (int64_t j = 0; j < n; ++j) {
+            const std::vector<float> row = random_vec(rng, size_t(D), 2.0f);
+            codec.quantize_row(row.data(), v.data() + size_t(j) * row_bytes, D);
+            codec.dequantize_row(v.data() + size_t(j) * row_bytes, vd.data() + j * D, D);
+          }
+          std::vector<float> out = random_vec(rng, size_t(nq * ldo), 1.0f);
+          const std::vector<float> init = out;
+          mix(p.data(), ldp, nq, v.data(), int64_t(row_bytes), n, D, out.data(), ldo);
+          for (int64_t i = 0; i < nq; ++i) {
+            for (int64_t d = 0; d < ldo; ++d) {
+              double ref = init[size_t(i * ldo + d)], mag = std::fabs(ref);
+              for (int64_t j = 0; d < D && j < n; ++j) {
+                const double term = double(p[size_t(i * ldp + j)]) * vd[size_t(j * D + d)];
+                ref += term;
+                mag += std::fabs(term);
+              }
+              ASSERT_NEAR(out[size_t(i * ldo + d)], ref, 1e-5 * mag + 1e-30)
+                  << tensor_type_name(t) << " D=" << D << " nq=" << nq << " n=" << n << " d=" << d;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 // K/V of 2 KV heads in pages of P positions, in any cache type; the test
 // attends over head 1, so the head's offset inside a row is exercised too.
 struct PagedCache {
