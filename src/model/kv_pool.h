@@ -136,7 +136,7 @@ class KvPool {
   uint64_t key_after(SeqId id, int64_t block_index) const;
   uint8_t* row(const Sequence& s, int64_t layer, int64_t pos, bool value) const;
 
-  const ModelSpec& spec_;
+  const ModelSpec spec_;  // a copy: pools may outlive the spec they were made from
   KvTypes types_;
   int64_t block_tokens_, max_blocks_;
   size_t k_row_bytes_, v_row_bytes_, layer_bytes_, block_bytes_;
