@@ -32,6 +32,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -467,6 +468,9 @@ def plot(path, data, n_gen):
             for kind, color in (("flash", "tab:blue"), ("materialized", "tab:red")):
                 ax.plot(n, [p[phase][kind]["planned_bytes"] for p in pts], ls, color=color,
                         marker="o", label=f"{kind}, {phase}")
+        H = sc["shape"]["n_head"]
+        ax.plot(n, [H * min(x, 512) * x * 4 for x in n], ":", color="tab:red",
+                label="materialized scores, prefill in 512-token chunks (H x 512 x n)")
         ax.plot(n, [p["kv_bytes_model"] for p in pts], ":", color="gray", marker=".",
                 label="KV cache of n tokens (30 layers, f16)")
         ax.set_xscale("log", base=2)
@@ -537,7 +541,9 @@ def write_report(path, a, data):
     w("# Attention and KV cache: benchmarks (issue 5)")
     w("")
     w(f"Measured {m['date']} at commit {m['commit']}, in {data['seconds'] / 60:.1f} min"
-      + (" (--quick: a smoke run, not the numbers to quote)" if a.quick else "") + ".")
+      + (" (--quick: a smoke run, not the numbers to quote)" if a.quick else "") + ". "
+      "Binaries (copied at the start, so a rebuild during the run cannot mix versions): "
+      + ", ".join(f"`{k}` built {v}" for k, v in data.get("binary_mtimes", {}).items()) + ".")
     w("")
     w(f"Machine: {m['cpu']}, {m['physical_cores']} cores ({m['logical_cpus']} logical CPUs), "
       f"L3 {m['l3']}, {m['memory_bytes'] / 2**30:.0f} GiB, {m['kernel']}; "
@@ -848,8 +854,11 @@ def write_report(path, a, data):
     w("")
     w("![attention](attention.png)")
     w("")
+    text = "\n".join(L)
+    for copy, orig in data.get("snapshots", {}).items():
+        text = text.replace(copy, orig)
     with open(path, "w") as f:
-        f.write("\n".join(L))
+        f.write(text)
 
 
 # ---------------------------------------------------------------- main
@@ -907,7 +916,20 @@ def main():
                      "memwall_kv_attention_bench; make model)")
     os.makedirs(a.out_dir, exist_ok=True)
     os.makedirs(a.logdir, exist_ok=True)
-    data = {"machine": machine(), "facts": gguf_facts(a.model), "command": show([".venv/bin/python", "bench/attention.py"] +
+    # Run copies of the binaries: a rebuild of build/ during the run must not mix versions.
+    bindir = os.path.join(a.logdir, "bin")
+    os.makedirs(bindir, exist_ok=True)
+    snapshots = {}
+    for attr in ("memwall", "kvbench"):
+        src = getattr(a, attr)
+        dst = os.path.join(bindir, os.path.basename(src))
+        shutil.copy2(src, dst)
+        snapshots[show([dst])] = show([src])
+        setattr(a, attr, dst)
+    data = {"machine": machine(), "facts": gguf_facts(a.model), "snapshots": snapshots,
+            "binary_mtimes": {v: time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(
+                os.path.getmtime(os.path.join(ROOT, v)))) for v in snapshots.values()},
+            "command": show([".venv/bin/python", "bench/attention.py"] +
                                                   sys.argv[1:]), "args": vars(a)}
     log("machine:", data["machine"]["cpu"], data["machine"]["date"])
     timing = {}
