@@ -115,7 +115,8 @@ void attend_materialized(const AttentionBlock& b, float* scratch, float* scores,
     k.ops->softmax(row, seen);
     std::fill(row + seen, row + n_keys, 0.0f);  // causal mask
   }
-  for (int64_t i = 0; i < nq; ++i) std::fill(b.out + i * b.out_stride, b.out + i * b.out_stride + D, 0.0f);
+  for (int64_t i = 0; i < nq; ++i)
+    std::fill(b.out + i * b.out_stride, b.out + i * b.out_stride + D, 0.0f);
   for (int64_t p = 0; p < pages; ++p) {
     page.mix(p, std::min(P, n_keys - p * P), scores + p * P, n_keys, b.out, b.out_stride);
   }
@@ -201,8 +202,8 @@ size_t attention_scratch_floats(AttentionKind kind, int64_t nq, int64_t page_tok
   return shared + size_t(nq * tile_pages(page_tokens) * page_tokens + 2 * nq);
 }
 
-void merge_partials(const float* out, const float* max, const float* sum, int64_t parts,
-                    int64_t nq, int64_t D, float* merged, int64_t ldm) {
+void merge_partials(const float* out, const float* max, const float* sum, int64_t parts, int64_t nq,
+                    int64_t D, float* merged, int64_t ldm) {
   for (int64_t i = 0; i < nq; ++i) {
     float m = -INFINITY;
     for (int64_t c = 0; c < parts; ++c) m = std::max(m, max[c * nq + i]);

@@ -27,9 +27,9 @@ namespace memwall::kernels {
 
 // Where one KV head's K and V rows of one layer live.
 struct PagedKv {
-  const uint8_t* const* pages;  // each page's base, in position order
-  int64_t page_tokens;          // positions per page
-  size_t k_offset, v_offset;    // bytes from a page's base to its first K (V) row at this head
+  const uint8_t* const* pages;      // each page's base, in position order
+  int64_t page_tokens;              // positions per page
+  size_t k_offset, v_offset;        // bytes from a page's base to its first K (V) row at this head
   size_t k_row_bytes, v_row_bytes;  // bytes between consecutive positions' rows
   TensorType k_type, v_type;        // F32, F16, Q8_0 or Q4_0
 };
@@ -37,7 +37,7 @@ struct PagedKv {
 struct AttentionBlock {
   const float* q;  // query 0 of the block; queries q_stride floats apart
   int64_t q_stride;
-  int64_t nq;         // queries in the block
+  int64_t nq;  // queries in the block
   // Query i is at position first_pos + (i / heads) * step and sees keys
   // [0, that position]. step 1, heads 1: consecutive tokens of one head;
   // step 0: query heads of one token sharing a KV head (GQA decode); step 1,
@@ -88,8 +88,8 @@ inline int64_t attention_keys(const AttentionBlock& b) {
 // Combines `parts` partial flash results for nq queries (part c's
 // unnormalized rows at out + c * nq * D, its max and sum at max/sum + c * nq)
 // into normalized rows of merged (ldm floats apart).
-void merge_partials(const float* out, const float* max, const float* sum, int64_t parts,
-                    int64_t nq, int64_t D, float* merged, int64_t ldm);
+void merge_partials(const float* out, const float* max, const float* sum, int64_t parts, int64_t nq,
+                    int64_t D, float* merged, int64_t ldm);
 
 // scores: the materialized kernel's [nq x attention_keys(b)] matrix (unused,
 // may be null, for flash).

@@ -82,9 +82,14 @@ void mix_rows_f16(const float* p, int64_t ldp, int64_t nq, const uint16_t* v, in
 }  // namespace
 
 const VectorOps& vector_ops_scalar() {
-  static const VectorOps ops{dot,          axpy,         softmax,
-                             exp_sum_scalar, mix_rows,   mix_rows_f16,
-                             mix_rows_q8_0_scalar, mix_rows_q4_0_scalar};
+  static const VectorOps ops{dot,
+                             axpy,
+                             softmax,
+                             exp_sum_scalar,
+                             mix_rows,
+                             mix_rows_f16,
+                             mix_rows_q8_0_scalar,
+                             mix_rows_q4_0_scalar};
   return ops;
 }
 

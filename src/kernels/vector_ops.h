@@ -27,10 +27,10 @@ struct VectorOps {
                        int64_t n, int64_t D, float* out, int64_t ldo);
   // The same with q8_0 or q4_0 value rows (GGUF blocks of 32), v_stride in
   // bytes; D is a multiple of 32.
-  void (*mix_rows_q8_0)(const float* p, int64_t ldp, int64_t nq, const uint8_t* v,
-                        int64_t v_stride, int64_t n, int64_t D, float* out, int64_t ldo);
-  void (*mix_rows_q4_0)(const float* p, int64_t ldp, int64_t nq, const uint8_t* v,
-                        int64_t v_stride, int64_t n, int64_t D, float* out, int64_t ldo);
+  void (*mix_rows_q8_0)(const float* p, int64_t ldp, int64_t nq, const uint8_t* v, int64_t v_stride,
+                        int64_t n, int64_t D, float* out, int64_t ldo);
+  void (*mix_rows_q4_0)(const float* p, int64_t ldp, int64_t nq, const uint8_t* v, int64_t v_stride,
+                        int64_t n, int64_t D, float* out, int64_t ldo);
 };
 
 const VectorOps& vector_ops(Isa isa);  // the best implementation at or below isa

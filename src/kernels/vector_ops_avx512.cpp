@@ -229,9 +229,14 @@ void mix_rows_quant(const float* p, int64_t ldp, int64_t nq, const uint8_t* v, i
 }  // namespace
 
 const VectorOps& vector_ops_avx512() {
-  static const VectorOps ops{dot,      axpy,         softmax,
-                             exp_sum,  mix_rows,     mix_rows_f16,
-                             mix_rows_quant<q8_0_values>, mix_rows_quant<q4_0_values>};
+  static const VectorOps ops{dot,
+                             axpy,
+                             softmax,
+                             exp_sum,
+                             mix_rows,
+                             mix_rows_f16,
+                             mix_rows_quant<q8_0_values>,
+                             mix_rows_quant<q4_0_values>};
   return ops;
 }
 

@@ -40,8 +40,8 @@ size_t Forward::scratch_bytes(const ModelSpec& s, int64_t B, kernels::Precision 
 
 size_t Forward::attention_bytes(const ModelSpec& s, int64_t B, int64_t ctx, int threads,
                                 AttentionConfig a) {
-  const size_t per_thread = kernels::attention_scratch_floats(
-      a.kind, score_rows(s, B, kQueryBlock), a.page_tokens, s.head_dim);
+  const size_t per_thread = kernels::attention_scratch_floats(a.kind, score_rows(s, B, kQueryBlock),
+                                                              a.page_tokens, s.head_dim);
   const int64_t gathered = 2 * score_rows(s, B, kQueryBlock) * s.head_dim;  // prefill's q and out
   size_t floats = size_t(threads) * (per_thread + size_t(gathered));
   if (a.kind == kernels::AttentionKind::kFlash) {  // decode's partial results
@@ -65,15 +65,14 @@ Forward::Forward(const Model& model, WeightStore& store, ThreadPool& pool, Memor
       attention_(attention) {
   const ModelSpec& s = spec_;
   const int64_t B = max_batch_, C = s.n_embd, F = s.n_ff, Q = s.q_dim(), KV = s.kv_dim();
-  reservation_ =
-      ledger.reserve(MemCategory::kScratch, scratch_bytes(s, B, precision_));
+  reservation_ = ledger.reserve(MemCategory::kScratch, scratch_bytes(s, B, precision_));
   x_.resize(size_t(B * C)), xn_.resize(size_t(B * C)), proj_.resize(size_t(B * C));
   q_.resize(size_t(B * Q)), att_.resize(size_t(B * Q));
   k_.resize(size_t(B * KV)), v_.resize(size_t(B * KV));
   gate_.resize(size_t(B * F)), up_.resize(size_t(B * F));
   rope_cs_.resize(size_t(B * s.n_rot));
-  attention_reservation_ = ledger.reserve(
-      MemCategory::kAttention, attention_bytes(s, B, max_ctx, pool.size(), attention_));
+  attention_reservation_ = ledger.reserve(MemCategory::kAttention,
+                                          attention_bytes(s, B, max_ctx, pool.size(), attention_));
   attn_scratch_.resize(size_t(pool.size()));
   gather_.resize(size_t(pool.size()));
   for (auto& g : gather_) g.resize(size_t(2 * score_rows(s, B, kQueryBlock) * s.head_dim));
@@ -178,40 +177,21 @@ void Forward::attention(int64_t layer, int64_t T, int64_t pos, const KvPool& kv,
   const ModelSpec& s = spec_;
   const int64_t D = s.head_dim, Q = s.q_dim();
   const int64_t group = s.n_head / s.n_head_kv;  // query heads per KV head
-  const int64_t blocks = (T + kQueryBlock - 1) / kQueryBlock;
   const kernels::AttentionKernels attn = kernels::attention_kernels(kernels::active_isa());
   const float scale = 1.0f / std::sqrt(float(D));
-  // nq queries of KV head kvh, rows `stride` floats apart from `offset` in q_
-  // (and at the same place in att_); step 1: consecutive tokens of one head,
-  // step 0: query heads of one token.
-  // scores_at: the item's own rows of the materialized [head][query][key] scores.
-  auto attend = [&](int thread, int64_t offset, int64_t stride, int64_t nq, int64_t first_pos,
-                    int64_t step, int64_t kvh, size_t scores_at) {
-    kernels::AttentionBlock b;
-    b.q = q_.data() + offset;
-    b.q_stride = stride;
-    b.nq = nq;
-    b.first_pos = first_pos;
-    b.step = step;
-    b.kv = kv.view(seq, layer, kvh);
-    b.head_dim = D;
-    b.scale = scale;
-    b.out = att_.data() + offset;
-    b.out_stride = stride;
-    kernels::attend(attention_.kind, b, attn_scratch_[size_t(thread)].data(),
-                    scores_.empty() ? nullptr : scores_.data() + scores_at, attn);
-  };
-  const int64_t n_keys = pos + T;
-  const int64_t parts =
-      T == 1 && attention_.kind == kernels::AttentionKind::kFlash
-          ? std::clamp<int64_t>(n_keys / kMinDecodeKeys, 1,
-                                std::min(kMaxDecodeParts, (4 * pool_.size() + s.n_head_kv - 1) /
-                                                              s.n_head_kv))
-          : 1;
-  if (parts > 1) {
-    // Decode, keys split: item (KV head g, part c) attends g's query heads
-    // over one page-aligned range of keys into its own unnormalized rows.
-    const int64_t P = attention_.page_tokens;
+  if (T == 1) {
+    // Decode: items are (KV head g, part c of the keys): g's query heads as
+    // one block, so each K and V row is read once per group rather than once
+    // per head. Flash splits long contexts into page-aligned parts that write
+    // unnormalized rows, merged afterwards, so every thread has work however
+    // few KV heads there are.
+    const int64_t n_keys = pos + 1, P = attention_.page_tokens;
+    const int64_t parts =
+        attention_.kind == kernels::AttentionKind::kFlash
+            ? std::clamp<int64_t>(
+                  n_keys / kMinDecodeKeys, 1,
+                  std::min(kMaxDecodeParts, (4 * pool_.size() + s.n_head_kv - 1) / s.n_head_kv))
+            : 1;
     const int64_t chunk = ((n_keys + parts - 1) / parts + P - 1) / P * P;
     float* out = partial_.data();
     float* mx = out + s.n_head * parts * D;
@@ -228,35 +208,30 @@ void Forward::attention(int64_t layer, int64_t T, int64_t pos, const KvPool& kv,
         b.kv = kv.view(seq, layer, g);
         b.head_dim = D;
         b.scale = scale;
-        b.out = out + item * group * D;
+        b.out = att_.data() + g * group * D;
         b.out_stride = D;
-        b.key_begin = c * chunk;
-        b.key_end = (c + 1) * chunk;
-        b.partial_max = mx + item * group;
-        b.partial_sum = sum + item * group;
-        kernels::attend(attention_.kind, b, attn_scratch_[size_t(thread)].data(), nullptr, attn);
+        if (parts > 1) {
+          b.out = out + item * group * D;
+          b.key_begin = c * chunk;
+          b.key_end = (c + 1) * chunk;
+          b.partial_max = mx + item * group;
+          b.partial_sum = sum + item * group;
+        }
+        kernels::attend(attention_.kind, b, attn_scratch_[size_t(thread)].data(),
+                        scores_.empty() ? nullptr : scores_.data() + g * group * max_ctx_, attn);
       }
     });
-    for (int64_t g = 0; g < s.n_head_kv; ++g) {
+    for (int64_t g = 0; parts > 1 && g < s.n_head_kv; ++g) {
       kernels::merge_partials(out + g * parts * group * D, mx + g * parts * group,
-                              sum + g * parts * group, parts, group, D,
-                              att_.data() + g * group * D, D);
+                              sum + g * parts * group, parts, group, D, att_.data() + g * group * D,
+                              D);
     }
-    return;
-  }
-  if (T == 1) {
-    // Decode: one item per KV head, its query heads as the block's queries,
-    // so each K and V row is read once per group rather than once per head.
-    pool_.parallel_for(s.n_head_kv, [&](int64_t begin, int64_t end, int thread) {
-      for (int64_t g = begin; g < end; ++g) {
-        attend(thread, g * group * D, D, group, pos, 0, g, size_t(g * group) * size_t(max_ctx_));
-      }
-    });
     return;
   }
   // Prefill: items are (query block, KV head): the block's tokens times the
   // KV head's query heads, gathered into one block so each K and V page is
   // read once per group rather than once per head.
+  const int64_t blocks = (T + kQueryBlock - 1) / kQueryBlock;
   pool_.parallel_for(blocks * s.n_head_kv, [&](int64_t begin, int64_t end, int thread) {
     float* qg = gather_[size_t(thread)].data();
     float* og = qg + score_rows(s, max_batch_, kQueryBlock) * D;

@@ -14,8 +14,8 @@
 
 #include "base/memory_ledger.h"
 #include "base/thread_pool.h"
-#include "kernels/matmul.h"
 #include "kernels/attention.h"
+#include "kernels/matmul.h"
 #include "model/kv_pool.h"
 #include "model/model.h"
 #include "runtime/weight_store.h"
@@ -66,7 +66,7 @@ class Forward {
   static constexpr int64_t kQueryBlock = 16;
   std::vector<std::vector<float>> attn_scratch_;  // per thread
   std::vector<std::vector<float>> gather_;        // per thread: prefill's grouped queries, outputs
-  std::vector<float> scores_;                      // materialized: [n_head][max_batch][max_ctx]
+  std::vector<float> scores_;                     // materialized: [n_head][max_batch][max_ctx]
   std::vector<float> partial_;  // flash decode's split-key results: rows, maxima, sums
 };
 

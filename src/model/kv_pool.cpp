@@ -68,7 +68,8 @@ KvTypes parse_kv_types(const std::string& text) {
 }
 
 size_t KvPool::bytes_per_token(const ModelSpec& spec, KvTypes types) {
-  return size_t(spec.n_layer) * (row_bytes(types.k, spec.kv_dim()) + row_bytes(types.v, spec.kv_dim()));
+  return size_t(spec.n_layer) *
+         (row_bytes(types.k, spec.kv_dim()) + row_bytes(types.v, spec.kv_dim()));
 }
 
 size_t KvPool::block_bytes(const ModelSpec& spec, KvTypes types, int64_t block_tokens) {
@@ -147,7 +148,8 @@ int32_t KvPool::allocate() {
     if (allocated_ >= max_blocks_) {
       if (lru_.empty()) {
         fail("the KV cache is full: all ", max_blocks_, " blocks of ", block_tokens_,
-             " tokens are held by live sequences (raise --mem, lower --ctx, or use a smaller KV type)");
+             " tokens are held by live sequences (raise --mem, lower --ctx, or use a smaller KV "
+             "type)");
       }
       free_block(lru_.front());  // evict the least recently used cached block
       ++evictions_;
@@ -230,8 +232,7 @@ int64_t KvPool::attach_prefix(SeqId id, const int32_t* tokens, int64_t n, int64_
     auto it = by_key_.find(key);
     if (it == by_key_.end()) break;
     Block& b = blocks_[size_t(it->second)];
-    if (b.parent_key != parent ||
-        !std::equal(b.tokens.begin(), b.tokens.end(), tokens + filled)) {
+    if (b.parent_key != parent || !std::equal(b.tokens.begin(), b.tokens.end(), tokens + filled)) {
       break;  // a hash collision: not the same prefix
     }
     if (b.refs == 0) lru_.erase(b.lru);
@@ -254,7 +255,8 @@ void KvPool::prepare(SeqId id, int64_t T) {
     const int32_t old = s.blocks[last];
     if (blocks_[size_t(old)].refs > 1) {
       const int32_t copy = allocate();
-      std::memcpy(blocks_[size_t(copy)].data.data(), blocks_[size_t(old)].data.data(), block_bytes_);
+      std::memcpy(blocks_[size_t(copy)].data.data(), blocks_[size_t(old)].data.data(),
+                  block_bytes_);
       unref(old);
       s.blocks[last] = copy;
       s.pages[last] = blocks_[size_t(copy)].data.data();
@@ -305,7 +307,8 @@ void KvPool::commit(SeqId id, const int32_t* tokens, int64_t T) {
     b.keyed = true;
     b.key = key;
     b.parent_key = i > 0 ? key_after(id, i - 1) : 0;
-    b.tokens.assign(s.tokens.begin() + i * block_tokens_, s.tokens.begin() + (i + 1) * block_tokens_);
+    b.tokens.assign(s.tokens.begin() + i * block_tokens_,
+                    s.tokens.begin() + (i + 1) * block_tokens_);
     by_key_[key] = s.blocks[size_t(i)];
   }
 }

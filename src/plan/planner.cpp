@@ -128,8 +128,7 @@ std::string Plan::summary() const {
                 "weights %s | batch %lld | ctx %lld | KV %s (%s/token) | %s attention | %s "
                 "precision | predicted peak %s | ~%.1f tok/s decode, ~%.0f tok/s prefill",
                 weights_text().c_str(), (long long)batch, (long long)ctx, kv.name().c_str(),
-                kib(kv_bytes_per_token).c_str(),
-                kernels::attention_kind_name(attention),
+                kib(kv_bytes_per_token).c_str(), kernels::attention_kind_name(attention),
                 std::string(precision_name(precision)).c_str(), mib(predicted_peak).c_str(),
                 decode_tps, prefill_tps);
   return buf;
@@ -284,60 +283,59 @@ Planning make_plans(const Model& model, const MachineProfile& prof, const PlanRe
       }
     }
     for (const KvTypes& kv : kv_choices(spec, precision, req)) {
-     for (kernels::AttentionKind attention : attention_choices(req)) {
-      const AttentionConfig acfg{attention, req.kv_block};
-      for (int64_t ctx : ctxs) {
-        for (int64_t batch : batches) {
-          if (batch > ctx) continue;
-          Plan p;
-          p.kv = kv;
-          p.kv_block = req.kv_block;
-          p.kv_bytes_per_token = KvPool::bytes_per_token(spec, kv);
-          p.attention = attention;
-          p.residency = cand.residency;
-          p.window = cand.window;
-          p.resident_units = cand.resident_units;
-          p.units = n_units;
-          p.ctx = ctx;
-          p.batch = batch;
-          p.precision = precision;
-          p.threads = req.threads;
-          auto& b = p.bytes;
-          b[size_t(MemCategory::kProcess)] = req.process_bytes;
-          b[size_t(MemCategory::kWeights)] = weights;
-          b[size_t(MemCategory::kWeightStream)] = stream;
-          b[size_t(MemCategory::kWeightsMapped)] = mapped_bytes;
-          b[size_t(MemCategory::kKv)] = Session::kv_bytes_for(spec, ctx, kv, req.kv_block);
-          b[size_t(MemCategory::kScratch)] =
-              Session::scratch_bytes_for(spec, ctx, batch, precision);
-          b[size_t(MemCategory::kAttention)] =
-              Session::attention_bytes_for(spec, ctx, batch, req.threads, acfg);
-          size_t run = 0;
-          for (size_t v : b) run += v;
-          // A resident load holds its staging buffer before the session exists.
-          const size_t load = req.process_bytes + weights + AlignedBuffer::footprint(staging);
-          p.predicted_peak = std::max(run, weights > 0 ? load : 0);
-          // A decoded token reads the K/V of every position before it, and
-          // does 4 x head_dim flops per (query head, position) pair.
-          const double prompt = double(std::min<int64_t>(req.workload_prompt, ctx));
-          const double mean_pos = std::min(double(ctx), prompt + double(req.workload_gen) / 2);
-          const double pair_s = double(spec.n_layer * spec.n_head) * 4.0 *
-                                double(spec.head_dim) /
-                                (kAttentionFlopsPerThread * double(std::max(1, req.threads)));
-          const double kv_s = double(p.kv_bytes_per_token) * mean_pos /
-                              (std::max(1.0, prof.read_gbps) * 1e9);
-          p.decode_tps = 1.0 / (decode_s + kv_s + pair_s * mean_pos);
-          p.prefill_tps = double(batch) / (compute_tok_s * double(batch) + pass_io_s +
-                                           double(spec.n_layer) * kLayerOverheadSeconds);
-          // The prompt's causal attention: prompt^2 / 2 pairs.
-          p.predicted_seconds = double(req.workload_prompt) / p.prefill_tps +
-                                pair_s * prompt * prompt / 2 +
-                                double(req.workload_gen) / p.decode_tps;
-          p.fits = p.predicted_peak + headroom_bytes(p.predicted_peak) <= req.budget;
-          out.plans.push_back(p);
+      for (kernels::AttentionKind attention : attention_choices(req)) {
+        const AttentionConfig acfg{attention, req.kv_block};
+        for (int64_t ctx : ctxs) {
+          for (int64_t batch : batches) {
+            if (batch > ctx) continue;
+            Plan p;
+            p.kv = kv;
+            p.kv_block = req.kv_block;
+            p.kv_bytes_per_token = KvPool::bytes_per_token(spec, kv);
+            p.attention = attention;
+            p.residency = cand.residency;
+            p.window = cand.window;
+            p.resident_units = cand.resident_units;
+            p.units = n_units;
+            p.ctx = ctx;
+            p.batch = batch;
+            p.precision = precision;
+            p.threads = req.threads;
+            auto& b = p.bytes;
+            b[size_t(MemCategory::kProcess)] = req.process_bytes;
+            b[size_t(MemCategory::kWeights)] = weights;
+            b[size_t(MemCategory::kWeightStream)] = stream;
+            b[size_t(MemCategory::kWeightsMapped)] = mapped_bytes;
+            b[size_t(MemCategory::kKv)] = Session::kv_bytes_for(spec, ctx, kv, req.kv_block);
+            b[size_t(MemCategory::kScratch)] =
+                Session::scratch_bytes_for(spec, ctx, batch, precision);
+            b[size_t(MemCategory::kAttention)] =
+                Session::attention_bytes_for(spec, ctx, batch, req.threads, acfg);
+            size_t run = 0;
+            for (size_t v : b) run += v;
+            // A resident load holds its staging buffer before the session exists.
+            const size_t load = req.process_bytes + weights + AlignedBuffer::footprint(staging);
+            p.predicted_peak = std::max(run, weights > 0 ? load : 0);
+            // A decoded token reads the K/V of every position before it, and
+            // does 4 x head_dim flops per (query head, position) pair.
+            const double prompt = double(std::min<int64_t>(req.workload_prompt, ctx));
+            const double mean_pos = std::min(double(ctx), prompt + double(req.workload_gen) / 2);
+            const double pair_s = double(spec.n_layer * spec.n_head) * 4.0 * double(spec.head_dim) /
+                                  (kAttentionFlopsPerThread * double(std::max(1, req.threads)));
+            const double kv_s =
+                double(p.kv_bytes_per_token) * mean_pos / (std::max(1.0, prof.read_gbps) * 1e9);
+            p.decode_tps = 1.0 / (decode_s + kv_s + pair_s * mean_pos);
+            p.prefill_tps = double(batch) / (compute_tok_s * double(batch) + pass_io_s +
+                                             double(spec.n_layer) * kLayerOverheadSeconds);
+            // The prompt's causal attention: prompt^2 / 2 pairs.
+            p.predicted_seconds = double(req.workload_prompt) / p.prefill_tps +
+                                  pair_s * prompt * prompt / 2 +
+                                  double(req.workload_gen) / p.decode_tps;
+            p.fits = p.predicted_peak + headroom_bytes(p.predicted_peak) <= req.budget;
+            out.plans.push_back(p);
+          }
         }
       }
-     }
     }
   }
   std::stable_sort(out.plans.begin(), out.plans.end(), [](const Plan& a, const Plan& b) {
@@ -421,18 +419,17 @@ std::string plan_table(const Planning& p, bool all) {
     const Plan& x = p.plans[i];
     if (!all && !x.pareto && int(i) != p.chosen && int(i) != p.smallest) continue;
     const char* mark = int(i) == p.chosen ? "=>" : x.pareto ? " *" : "  ";
-    std::snprintf(line, sizeof line,
-                  "%s %-40s %6lld %6lld %9s %5s %12s %12s %12s %12s %12s %12s %10.1f %10.0f%s\n",
-                  mark, x.weights_text().c_str(), (long long)x.batch, (long long)x.ctx,
-                  x.kv.name().c_str(),
-                  x.attention == kernels::AttentionKind::kFlash ? "flash" : "mat",
-                  mib(x.bytes[size_t(MemCategory::kWeights)]).c_str(),
-                  mib(x.bytes[size_t(MemCategory::kWeightStream)]).c_str(),
-                  mib(x.bytes[size_t(MemCategory::kWeightsMapped)]).c_str(),
-                  mib(x.bytes[size_t(MemCategory::kKv)]).c_str(),
-                  mib(x.bytes[size_t(MemCategory::kAttention)]).c_str(),
-                  mib(x.predicted_peak).c_str(),
-                  x.decode_tps, x.prefill_tps, x.fits ? "" : "  (over budget)");
+    std::snprintf(
+        line, sizeof line,
+        "%s %-40s %6lld %6lld %9s %5s %12s %12s %12s %12s %12s %12s %10.1f %10.0f%s\n", mark,
+        x.weights_text().c_str(), (long long)x.batch, (long long)x.ctx, x.kv.name().c_str(),
+        x.attention == kernels::AttentionKind::kFlash ? "flash" : "mat",
+        mib(x.bytes[size_t(MemCategory::kWeights)]).c_str(),
+        mib(x.bytes[size_t(MemCategory::kWeightStream)]).c_str(),
+        mib(x.bytes[size_t(MemCategory::kWeightsMapped)]).c_str(),
+        mib(x.bytes[size_t(MemCategory::kKv)]).c_str(),
+        mib(x.bytes[size_t(MemCategory::kAttention)]).c_str(), mib(x.predicted_peak).c_str(),
+        x.decode_tps, x.prefill_tps, x.fits ? "" : "  (over budget)");
     s << line;
   }
   s << "=> chosen   * Pareto frontier of (predicted peak, decode tok/s) at the requested ctx\n";

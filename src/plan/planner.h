@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "base/memory_ledger.h"
-#include "kernels/matmul.h"
 #include "kernels/attention.h"
+#include "kernels/matmul.h"
 #include "model/kv_pool.h"
 #include "model/model.h"
 #include "plan/machine_profile.h"
@@ -31,8 +31,8 @@ struct Plan {
   int64_t window = 0;          // streamed: ring slots; mapped: units kept (0: all)
   int64_t resident_units = 0;  // streamed: leading units held resident
   int64_t units = 0;           // units in the model (layers + output head parts)
-  KvTypes kv;                   // K and V element types
-  int64_t kv_block = 16;        // tokens per KV pool block
+  KvTypes kv;                  // K and V element types
+  int64_t kv_block = 16;       // tokens per KV pool block
   size_t kv_bytes_per_token = 0;
   kernels::AttentionKind attention = kernels::AttentionKind::kFlash;
   int64_t ctx = 0;
@@ -65,7 +65,7 @@ struct PlanRequest {
   // Weights as the user forced them (--weights), else any.
   bool force_residency = false;
   Residency residency = Residency::kResident;
-  int64_t window = -1;         // with force_residency: -1 lets the planner choose
+  int64_t window = -1;  // with force_residency: -1 lets the planner choose
   // KV types and attention kernel as the user forced them (--kv-type, --attention).
   std::optional<KvTypes> kv;
   std::optional<kernels::AttentionKind> attention;

@@ -85,8 +85,8 @@ void Session::feed(const std::vector<int32_t>& tokens) {
   size_t at = 0;
   if (position() == 0) {
     // The last token is always run: its logits are what the caller wants.
-    reused_ = kv_.attach_prefix(seq_, tokens.data(), int64_t(tokens.size()),
-                                int64_t(tokens.size()) - 1);
+    reused_ =
+        kv_.attach_prefix(seq_, tokens.data(), int64_t(tokens.size()), int64_t(tokens.size()) - 1);
     at = size_t(reused_);
   }
   for (; at < tokens.size(); at += size_t(batch_)) {

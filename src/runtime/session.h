@@ -9,10 +9,10 @@
 #include <cstdint>
 #include <vector>
 
+#include <memory>
 #include "base/memory_ledger.h"
 #include "base/thread_pool.h"
 #include "model/forward.h"
-#include <memory>
 
 #include "model/kv_pool.h"
 #include "model/model.h"

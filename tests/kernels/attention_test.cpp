@@ -5,7 +5,6 @@
 // polynomial good to a few ulp, so softmax is held to 4e-6 relative.
 #include <gtest/gtest.h>
 
-
 #include <cmath>
 #include <random>
 #include <string>
@@ -15,9 +14,9 @@
 #include "format/tensor_type.h"
 #include "kernels/activations.h"
 #include "kernels/attention.h"
-#include "kernels/weight_format.h"
 #include "kernels/isa.h"
 #include "kernels/vector_ops.h"
+#include "kernels/weight_format.h"
 
 namespace memwall::kernels {
 namespace {
@@ -151,7 +150,13 @@ struct PagedCache {
     return size_t(elements / info.block_elements) * info.block_bytes;
   }
   PagedCache(std::mt19937& rng, int64_t P_, int64_t D_, int64_t n_, TensorType kt_, TensorType vt_)
-      : P(P_), D(D_), n(n_), kt(kt_), vt(vt_), k_row(row_bytes(kt, 2 * D)), v_row(row_bytes(vt, 2 * D)) {
+      : P(P_),
+        D(D_),
+        n(n_),
+        kt(kt_),
+        vt(vt_),
+        k_row(row_bytes(kt, 2 * D)),
+        v_row(row_bytes(vt, 2 * D)) {
     const WeightCodec& kc = codec_for(kt, "k");
     const WeightCodec& vc = codec_for(vt, "v");
     for (int64_t p = 0; p * P < n; ++p) pages.emplace_back(size_t(P) * (k_row + v_row));
@@ -175,7 +180,7 @@ struct PagedCache {
   }
   PagedKv view() const {
     return {bases.data(), P, row_bytes(kt, D), size_t(P) * k_row + row_bytes(vt, D), k_row, v_row,
-            kt, vt};
+            kt,           vt};
   }
 };
 
@@ -193,7 +198,7 @@ TEST_P(AttentionTest, PagedBlockMatchesDouble) {
   std::mt19937 rng(13);
   const AttentionKernels kernels = attention_kernels(GetParam());
   const std::vector<std::pair<TensorType, TensorType>> types = {
-      {TensorType::F32, TensorType::F32}, {TensorType::F16, TensorType::F16},
+      {TensorType::F32, TensorType::F32},   {TensorType::F16, TensorType::F16},
       {TensorType::Q8_0, TensorType::Q8_0}, {TensorType::Q4_0, TensorType::Q4_0},
       {TensorType::Q8_0, TensorType::Q4_0}, {TensorType::F16, TensorType::Q8_0}};
   for (const auto& [kt, vt] : types)
@@ -213,7 +218,8 @@ TEST_P(AttentionTest, PagedBlockMatchesDouble) {
                   for (int64_t i = 0; i < nq; ++i) {
                     quantize_activations_q8(q.data() + i * q_stride, qb.data(), D);
                     for (int64_t d = 0; d < D; ++d) {
-                      qref[size_t(i * q_stride + d)] = qb[size_t(d / 32)].d * qb[size_t(d / 32)].qs[d % 32];
+                      qref[size_t(i * q_stride + d)] =
+                          qb[size_t(d / 32)].d * qb[size_t(d / 32)].qs[d % 32];
                     }
                   }
                 }
@@ -248,11 +254,13 @@ TEST_P(AttentionTest, PagedBlockMatchesDouble) {
                   for (double& x : s) sum += (x = std::exp(x - mx));
                   for (int64_t d = 0; d < D; ++d) {
                     double ref = 0;
-                    for (int64_t j = 0; j < seen; ++j) ref += s[size_t(j)] / sum * cache.v[size_t(j * D + d)];
+                    for (int64_t j = 0; j < seen; ++j)
+                      ref += s[size_t(j)] / sum * cache.v[size_t(j * D + d)];
                     ASSERT_NEAR(out[size_t(i * D + d)], ref, 2e-5)
                         << attention_kind_name(kind) << " k=" << tensor_type_name(kt)
-                        << " v=" << tensor_type_name(vt) << " step=" << step << " heads=" << heads << " D=" << D
-                        << " P=" << P << " first_pos=" << first_pos << " nq=" << nq << " i=" << i;
+                        << " v=" << tensor_type_name(vt) << " step=" << step << " heads=" << heads
+                        << " D=" << D << " P=" << P << " first_pos=" << first_pos << " nq=" << nq
+                        << " i=" << i;
                   }
                 }
               }

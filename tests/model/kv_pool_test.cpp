@@ -60,8 +60,8 @@ void append(KvPool& pool, KvPool::SeqId seq, const std::vector<int32_t>& tokens,
 
 float key_at(const KvPool& pool, KvPool::SeqId seq, int64_t layer, int64_t pos) {
   const kernels::PagedKv v = pool.view(seq, layer, 1);
-  const uint8_t* row = v.pages[pos / v.page_tokens] + v.k_offset +
-                       size_t(pos % v.page_tokens) * v.k_row_bytes;
+  const uint8_t* row =
+      v.pages[pos / v.page_tokens] + v.k_offset + size_t(pos % v.page_tokens) * v.k_row_bytes;
   float x;
   std::memcpy(&x, row, sizeof x);
   return x;
@@ -223,9 +223,9 @@ class PooledForward : public ::testing::Test {
   MemoryLedger ledger_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<WeightStore> store_;
-  const std::vector<int32_t> prompt_ = {5, 77, 256, 1, 300, 42, 42, 8, 120, 3, 17, 99, 410,
-                                        6, 6,  60,  2, 11,  7,  9,  301, 44, 18, 400, 21, 33,
-                                        70, 71, 72, 73, 74, 75, 76, 80, 81, 82, 83, 84, 85, 86};
+  const std::vector<int32_t> prompt_ = {
+      5,   77, 256, 1,   300, 42, 42, 8,  120, 3,  17, 99, 410, 6,  6,  60, 2,  11, 7,  9,
+      301, 44, 18,  400, 21,  33, 70, 71, 72,  73, 74, 75, 76,  80, 81, 82, 83, 84, 85, 86};
 };
 
 float max_rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
@@ -274,7 +274,9 @@ TEST_F(PooledForward, ForkedSequencesMatchUnsharedRuns) {
   Forward fwd(*model_, *store_, pool_, ledger_, 64, 256);
   const int64_t V = model_->spec.n_vocab;
   std::vector<float> logits(static_cast<size_t>(V));
-  auto argmax = [&] { return int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin()); };
+  auto argmax = [&] {
+    return int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  };
   const KvPool::SeqId a = shared.create();
   fwd.run(prompt_.data(), int64_t(prompt_.size()), shared, a, logits.data(), false);
   const KvPool::SeqId b = shared.fork(a);
