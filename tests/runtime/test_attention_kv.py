@@ -25,14 +25,6 @@ TEXT = os.path.join(ROOT, "..", "shared", "data", "text", "wikitext-2-raw", "wik
 MIB = 1 << 20
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    cache = os.environ.get("MEMWALL_TEST_CACHE_DIR") or str(tmp_path_factory.mktemp("cache"))
-    e = dict(os.environ)
-    e["MEMWALL_CACHE_DIR"] = cache
-    return e
-
-
 def tokens_of(env, text):
     r = subprocess.run([BIN, "tokenize", "-m", DEFAULT, "--no-bos", text], capture_output=True,
                        text=True, timeout=120, env=env)

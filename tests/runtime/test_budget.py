@@ -25,15 +25,6 @@ PROMPT = "1 504 2130 314 253 1837 282 314 3067 30 378 1441 314"  # token ids, no
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    # One machine profile for the module (measured by the first run, then cached).
-    cache = os.environ.get("MEMWALL_TEST_CACHE_DIR") or str(tmp_path_factory.mktemp("cache"))
-    e = dict(os.environ)
-    e["MEMWALL_CACHE_DIR"] = cache
-    return e
-
-
-@pytest.fixture(scope="module")
 def model_1b(tmp_path_factory, env):
     path = tmp_path_factory.mktemp("synth") / "llama-3.2-1b-q4_0.gguf"
     r = subprocess.run([BIN, "synth", "-o", str(path), "--shape", "llama-3.2-1b", "--type", "q4_0"],
