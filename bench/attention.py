@@ -27,7 +27,8 @@ attention.png and attention.json.
     repetition starts at the same position (the decoded tokens are removed afterwards).
 
     .venv/bin/python bench/attention.py --memwall build/memwall \\
-        --kvbench build/memwall_kv_attention_bench [--quick]"""
+        --kvbench build/memwall_kv_attention_bench [--quick]
+    .venv/bin/python bench/attention.py --from-json bench/results/attention.json  # report only"""
 import argparse
 import json
 import math
@@ -534,6 +535,89 @@ def plot(path, data, n_gen):
     plt.close(fig)
 
 
+def summary(w, a, data):
+    """The headline numbers, and what looked wrong, computed from this run's data."""
+    w("## Summary")
+    w("")
+    sc = data.get("scaling", {}).get("result")
+    if sc:
+        last = sc["points"][-1]
+        pm, pf = last["prefill"]["materialized"], last["prefill"]["flash"]
+        w(f"- (a) One {last['n']}-token prefill, one layer: materialized attention holds "
+          f"{human(pm['planned_bytes'])} of scores, flash {human(pf['planned_bytes'])} "
+          f"whatever n; time {pm['seconds']['median'] * 1e3:.0f} vs "
+          f"{pf['seconds']['median'] * 1e3:.0f} ms (flash/materialized "
+          f"{pf['seconds']['median'] / pm['seconds']['median']:.2f}). Decode at position "
+          f"{last['n']}: {human(last['decode']['materialized']['planned_bytes'])} vs "
+          f"{human(last['decode']['flash']['planned_bytes'])}, "
+          f"{last['decode']['materialized']['seconds']['median'] * 1e6:.0f} vs "
+          f"{last['decode']['flash']['seconds']['median'] * 1e6:.0f} µs. The kernels agree "
+          f"to {max(p['prefill']['max_abs_diff'] for p in sc['points']):.0e} (outputs of "
+          "magnitude ~1).")
+    dec, qual = data.get("decode"), data.get("quality")
+    if dec:
+        cells = []
+        for kv, res in dec.items():
+            r = [f"{c['P']}: {c['memwall']['median']:.1f} vs {c['llama']['median']:.1f} "
+                 f"({c['ratio']:.2f}x)" for c in res["contexts"].values() if "ratio" in c]
+            if r:
+                cells.append(f"{kv} " + ", ".join(r))
+        w("- (b, d) Decode tok/s, memwall vs llama.cpp (flash attention, same KV type), at "
+          "context " + "; ".join(cells) + ".")
+        slower = [(kv, c) for kv, res in dec.items() for c in res["contexts"].values()
+                  if c.get("ratio", 9) < 1.0]
+        for kv, c in slower:
+            w(f"- **Looks wrong:** memwall decode with {kv} KV at {c['P']} tokens is slower than "
+              f"llama.cpp's ({c['ratio']:.2f}x, every repetition pair "
+              f"{c['pair_ratios']['min']:.2f}–{c['pair_ratios']['max']:.2f}x).")
+        big = max(a.contexts)
+        get = lambda kv: dec.get(kv, {}).get("contexts", {}).get(str(big), {}).get("memwall")  # noqa
+        f16, f32 = get("f16"), get("f32")
+        if f16 and f32 and f16["median"] < 1.1 * f32["median"]:
+            w(f"- **Looks wrong:** at {big} tokens memwall decodes no faster with f16 KV "
+              f"({f16['median']:.1f} tok/s) than with f32 ({f32['median']:.1f}), though f16 "
+              "reads half the bytes and q8_0/q4_0 are faster ("
+              + ", ".join(f"{t} {get(t)['median']:.1f}" for t in ("q8_0", "q4_0") if get(t))
+              + "): the f16 path (f16 score tile, f16 value mix) looks compute-bound at long "
+              "context, where llama.cpp's f16 is its fastest type.")
+        pre = {kv: dec[kv]["contexts"].get(str(big), {}).get("memwall_prefill")
+               for kv in dec}
+        if pre.get("f16") and pre.get("q4_0"):
+            w(f"- memwall prefill of {big} tokens (the bench's own, per repetition): "
+              + ", ".join(f"{kv} {p['median']:.0f} tok/s" for kv, p in pre.items() if p)
+              + "; quantized K/V prefill is slower than f16 at long context.")
+    if qual:
+        q = qual["types"]
+        lt, ln = qual.get("llama_types", {}), qual.get("llama_norot_types", {})
+        parts = [f"{t}: ΔPPL {q[t]['delta_ppl']:+.3f}, KL {q[t]['kl_mean']:.1e}, top-1 "
+                 f"{q[t]['top1_agreement']:.1%}" for t in a.kv_types if t in q and "kl_mean" in q[t]]
+        w(f"- (b) Quality vs f16 KV ({qual['types']['f16']['positions']} scored positions, "
+          f"f16 PPL {q['f16']['ppl']:.3f}): " + "; ".join(parts) + ".")
+        if "q4_0" in q and "q4_0" in lt and "q4_0" in ln:
+            w(f"- 4-bit keys: memwall's q4_0 KL {q['q4_0']['kl_mean']:.3f} equals llama.cpp's "
+              f"without its Hadamard rotation ({ln['q4_0']['kl_mean']:.3f}); with the rotation "
+              f"(its default) llama.cpp gets {lt['q4_0']['kl_mean']:.3f}. A rotation of Q and K "
+              "before a quantized cache (an orthogonal transform, scores unchanged) would cut "
+              "memwall's 4-bit key error about threefold.")
+        if "f32" in lt and lt["f32"].get("kl_mean", 1) == 0.0:
+            w("- llama.cpp's f32 cache gives logits identical to its f16 cache (KL exactly 0): "
+              "its CPU flash attention works at f16 precision, so f32 buys it nothing.")
+    wr = data.get("waste", {}).get("result")
+    if wr:
+        p16 = next((r for r in wr["runs"] if r["block_tokens"] == 16), None)
+        cont = next((r for r in wr["runs"] if r["label"] == "contiguous"), None)
+        if p16 and cont:
+            w(f"- (c) KV waste over {wr['sequences']} sequences: "
+              + ", ".join(f"{r['label']} {r['waste_time_avg']:.1%}" for r in wr["runs"])
+              + f" (time-averaged); blocks_in_use after the last sequence: "
+              + ", ".join(str(r["blocks_in_use_at_end"]) for r in wr["runs"]) + ".")
+    w(f"- Run time {data['seconds'] / 60:.1f} min ("
+      + ", ".join(f"{k} {v / 60:.1f}" for k, v in data.get("timing", {}).items())
+      + "): most of it is `memwall bench` prefilling its prompt again for every decode "
+      "repetition (8000 tokens take 50-90 s).")
+    w("")
+
+
 def write_report(path, a, data):
     L = []
     w = L.append
@@ -560,6 +644,8 @@ def write_report(path, a, data):
       "D 64, trained context 8192), threads 2 for every engine.")
     w("")
 
+    summary(w, a, data)
+
     # (a)
     sc = data.get("scaling", {}).get("result")
     if sc:
@@ -578,7 +664,9 @@ def write_report(path, a, data):
           "batch = ctx = n for the prefill and batch 1, ctx n + 1 for the decode step; the "
           "bench allocated exactly these buffers (checked: allocated == planned). Time = "
           f"median of {sc['reps']} repetitions (decode: >= 9, each the mean of many calls), "
-          "kernels alternated; ms per layer (the model has 30).")
+          "kernels alternated; ms per layer (the model has 30). The buffers are allocated "
+          "once per n, as a Forward allocates them, so the first repetition also pays the "
+          "page faults of the materialized score matrix (the maxima in the table).")
         w("")
         w("| n | prefill scratch, materialized | prefill scratch, flash | decode scratch, "
           "materialized | decode scratch, flash | KV cache of n tokens (30 layers, f16) | "
@@ -899,7 +987,19 @@ def main():
     ap.add_argument("--out-dir", default=None,
                     help="default: bench/results (a --quick run: build-bench/attention-quick)")
     ap.add_argument("--logdir", default=os.path.join(ROOT, "build-bench", "logs", "attention"))
+    ap.add_argument("--from-json", metavar="ATTENTION_JSON",
+                    help="rewrite the report and plot from a previous run's JSON")
     a = ap.parse_args()
+    if a.from_json:
+        with open(a.from_json) as f:
+            data = json.load(f)
+        out_dir = a.out_dir or os.path.dirname(os.path.abspath(a.from_json))
+        src = a.from_json
+        a = argparse.Namespace(**data["args"])
+        plot(os.path.join(out_dir, "attention.png"), data, a.n_gen)
+        write_report(os.path.join(out_dir, "attention.md"), a, data)
+        log(f"rewrote {os.path.join(out_dir, 'attention.md')} from {src}")
+        return
     if a.quick:
         a.contexts, a.reps, a.n_gen, a.windows = "300,600", 1, 8, 2
         a.scaling_reps, a.scaling_max_n, a.quiet_wait = 2, 1024, 0
