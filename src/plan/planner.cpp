@@ -22,9 +22,13 @@ constexpr double kFaultEfficiency = 0.5;
 // same two cores and memory: measured 2.7-3.1 GB/s against 4.0 from the
 // profile's separate pread and repack rates (bench/results/budget.md).
 constexpr double kLoaderEfficiency = 0.75;
-// Attention's multiply-adds per thread and second, f16 K/V (measured 35-40
-// GFLOP/s for one decode block over 2000 cached keys, one core, in cache).
-constexpr double kAttentionFlopsPerThread = 25e9;
+// Attention's flops per thread and second inside the engine, 2 threads, the
+// default model, f16 K/V (bench/results/attention.md): prefill about 22
+// (45 GFLOP/s for 2 threads at 8192 tokens); decode about 9, whose K/V are
+// read once per step from DRAM in 16-token pages (their bytes are counted
+// apart, at the profile's read bandwidth).
+constexpr double kPrefillAttentionFlopsPerThread = 22e9;
+constexpr double kDecodeAttentionFlopsPerThread = 9e9;
 
 std::string kib(size_t b) {
   char buf[32];
@@ -308,7 +312,7 @@ Planning make_plans(const Model& model, const MachineProfile& prof, const PlanRe
             b[size_t(MemCategory::kWeightsMapped)] = mapped_bytes;
             b[size_t(MemCategory::kKv)] = Session::kv_bytes_for(spec, ctx, kv, req.kv_block);
             b[size_t(MemCategory::kScratch)] =
-                Session::scratch_bytes_for(spec, ctx, batch, precision);
+                Session::scratch_bytes_for(spec, ctx, batch, precision) + req.extra_scratch;
             b[size_t(MemCategory::kAttention)] =
                 Session::attention_bytes_for(spec, ctx, batch, req.threads, acfg);
             size_t run = 0;
@@ -316,21 +320,26 @@ Planning make_plans(const Model& model, const MachineProfile& prof, const PlanRe
             // A resident load holds its staging buffer before the session exists.
             const size_t load = req.process_bytes + weights + AlignedBuffer::footprint(staging);
             p.predicted_peak = std::max(run, weights > 0 ? load : 0);
-            // A decoded token reads the K/V of every position before it, and
-            // does 4 x head_dim flops per (query head, position) pair.
+            // Each (query head, cached position) pair costs 4 x head_dim flops
+            // per layer: a decoded token has one per position before it, the
+            // prompt's causal attention prompt^2 / 2.
             const double prompt = double(std::min<int64_t>(req.workload_prompt, ctx));
             const double mean_pos = std::min(double(ctx), prompt + double(req.workload_gen) / 2);
-            const double pair_s = double(spec.n_layer * spec.n_head) * 4.0 * double(spec.head_dim) /
-                                  (kAttentionFlopsPerThread * double(std::max(1, req.threads)));
+            const double pair_flops =
+                double(spec.n_layer * spec.n_head) * 4.0 * double(spec.head_dim);
+            const double threads = double(std::max(1, req.threads));
+            const double decode_pair_s = pair_flops / (kDecodeAttentionFlopsPerThread * threads);
+            const double prefill_pair_s = pair_flops / (kPrefillAttentionFlopsPerThread * threads);
             const double kv_s =
                 double(p.kv_bytes_per_token) * mean_pos / (std::max(1.0, prof.read_gbps) * 1e9);
-            p.decode_tps = 1.0 / (decode_s + kv_s + pair_s * mean_pos);
-            p.prefill_tps = double(batch) / (compute_tok_s * double(batch) + pass_io_s +
-                                             double(spec.n_layer) * kLayerOverheadSeconds);
-            // The prompt's causal attention: prompt^2 / 2 pairs.
-            p.predicted_seconds = double(req.workload_prompt) / p.prefill_tps +
-                                  pair_s * prompt * prompt / 2 +
-                                  double(req.workload_gen) / p.decode_tps;
+            p.decode_tps = 1.0 / (decode_s + kv_s + decode_pair_s * mean_pos);
+            const double matmul_s =
+                double(req.workload_prompt) *
+                (compute_tok_s +
+                 (pass_io_s + double(spec.n_layer) * kLayerOverheadSeconds) / double(batch));
+            const double prefill_s = matmul_s + prefill_pair_s * prompt * prompt / 2;
+            p.prefill_tps = double(req.workload_prompt) / std::max(prefill_s, 1e-9);
+            p.predicted_seconds = prefill_s + double(req.workload_gen) / p.decode_tps;
             p.fits = p.predicted_peak + headroom_bytes(p.predicted_peak) <= req.budget;
             out.plans.push_back(p);
           }

@@ -60,6 +60,7 @@ struct PlanRequest {
   int64_t batch = 512;            // the largest prefill batch wanted
   int64_t workload_prompt = 256;  // tokens the job prefills (what the choice optimizes)
   int64_t workload_gen = 128;     // tokens it generates
+  size_t extra_scratch = 0;       // the job's own buffers (e.g. logits of every position)
   kernels::Precision precision = kernels::Precision::kFast;
   int threads = 1;
   // Weights as the user forced them (--weights), else any.

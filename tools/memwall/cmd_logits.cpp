@@ -33,6 +33,7 @@ int run_logits(const LogitsOptions& opt) {
   const int64_t T = int64_t(ids.size()), V = engine.model().spec.n_vocab;
   // One pass over every token: the batch is the whole sequence.
   engine.set_workload(T, 0);
+  engine.set_extra_scratch(size_t(T * V) * sizeof(float));  // every position's logits
   engine.plan_and_load(T, T, T);
   if (engine.plan().batch < T) {
     fail("--mem holds a batch of ", engine.plan().batch, " tokens; logits needs all ", T,

@@ -147,6 +147,7 @@ plan::Planning Engine::plans(int64_t ctx, int64_t min_ctx, int64_t batch,
   req.batch = batch;
   req.workload_prompt = workload_prompt_;
   req.workload_gen = workload_gen_;
+  req.extra_scratch = extra_scratch_;
   req.precision = options_.precision;
   req.threads = pool_->size();
   parse_weights_flag(options_.memory.weights, req);

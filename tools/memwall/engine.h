@@ -61,6 +61,9 @@ class Engine {
     workload_prompt_ = prompt_tokens;
     workload_gen_ = gen_tokens;
   }
+  // Buffers the command itself will reserve from the ledger (scratch), so
+  // the plan leaves room for them; call before planning.
+  void set_extra_scratch(size_t bytes) { extra_scratch_ = bytes; }
   // The plans alone (memwall plan): nothing is loaded, nothing fails.
   plan::Planning plans(int64_t ctx, int64_t min_ctx, int64_t batch, plan::PlanRequest* request);
 
@@ -86,6 +89,7 @@ class Engine {
   plan::Plan plan_;
   std::unique_ptr<WeightStore> store_;
   int64_t workload_prompt_ = 256, workload_gen_ = 128;
+  size_t extra_scratch_ = 0;
 };
 
 }  // namespace memwall::tools
