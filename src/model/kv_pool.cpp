@@ -98,6 +98,9 @@ KvPool::KvPool(const ModelSpec& spec, const KvPoolConfig& config, MemoryLedger& 
   if (block_tokens_ <= 0) fail("KV block size must be positive, got ", block_tokens_);
   if (max_blocks_ <= 0) fail("KV pool capacity must be positive, got ", max_blocks_, " blocks");
   check_types(spec, types_);
+  // f32 rows are copied; the others go through their codec.
+  if (types_.k != KvType::kF32) k_codec_ = kernels::find_codec(kv_tensor_type(types_.k));
+  if (types_.v != KvType::kF32) v_codec_ = kernels::find_codec(kv_tensor_type(types_.v));
 }
 
 KvPool::~KvPool() = default;
@@ -133,6 +136,7 @@ KvPool::SeqId KvPool::fork(SeqId parent) {
   c.blocks = p.blocks;
   c.pages = p.pages;
   c.tokens = p.tokens;
+  c.keys = p.keys;
   for (int32_t b : c.blocks) ++blocks_[size_t(b)].refs;
   return child;
 }
@@ -209,26 +213,28 @@ void KvPool::unref(int32_t id) {
   }
 }
 
-uint64_t KvPool::key_after(SeqId id, int64_t block_index) const {
-  // A chain: each full block's key covers every token before its end.
-  const Sequence& s = seq(id);
-  uint64_t key = 0x6b76706f6f6cull;  // "kvpool"
-  for (int64_t i = 0; i < (block_index + 1) * block_tokens_; ++i) {
-    key = SplitMix64{key ^ uint64_t(uint32_t(s.tokens[size_t(i)]))}.next();
-  }
+namespace {
+
+// A chain: each full block's key covers every token before its end, so it
+// is the previous block's key (kChainSeed for the first) hashed with the
+// block's tokens.
+constexpr uint64_t kChainSeed = 0x6b76706f6f6cull;  // "kvpool"
+
+uint64_t chain(uint64_t key, const int32_t* tokens, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) key = SplitMix64{key ^ uint64_t(uint32_t(tokens[i]))}.next();
   return key;
 }
+
+}  // namespace
 
 int64_t KvPool::attach_prefix(SeqId id, const int32_t* tokens, int64_t n, int64_t max_tokens) {
   Sequence& s = seq(id);
   if (!s.blocks.empty() || !s.tokens.empty()) fail("attach_prefix needs an empty sequence");
   const int64_t limit = std::min(n, max_tokens);
-  uint64_t key = 0x6b76706f6f6cull, parent = 0;
+  uint64_t key = kChainSeed, parent = 0;
   int64_t filled = 0;
   while (filled + block_tokens_ <= limit) {
-    for (int64_t i = filled; i < filled + block_tokens_; ++i) {
-      key = SplitMix64{key ^ uint64_t(uint32_t(tokens[i]))}.next();
-    }
+    key = chain(key, tokens + filled, block_tokens_);
     auto it = by_key_.find(key);
     if (it == by_key_.end()) break;
     Block& b = blocks_[size_t(it->second)];
@@ -240,6 +246,7 @@ int64_t KvPool::attach_prefix(SeqId id, const int32_t* tokens, int64_t n, int64_
     s.blocks.push_back(it->second);
     s.pages.push_back(b.data.data());
     s.tokens.insert(s.tokens.end(), tokens + filled, tokens + filled + block_tokens_);
+    s.keys.push_back(key);
     filled += block_tokens_;
     parent = key;
     ++prefix_hits_;
@@ -283,15 +290,15 @@ uint8_t* KvPool::row(const Sequence& s, int64_t layer, int64_t pos, bool value) 
 void KvPool::store(SeqId id, int64_t layer, int64_t pos, const float* k, const float* v) {
   const Sequence& s = seq(id);
   const int64_t n = spec_.kv_dim();
-  auto put = [&](KvType t, const float* src, uint8_t* dst) {
-    if (t == KvType::kF32) {
-      std::memcpy(dst, src, size_t(n) * sizeof(float));
+  auto put = [&](const kernels::WeightCodec* codec, const float* src, uint8_t* dst) {
+    if (codec) {
+      codec->quantize_row(src, dst, n);
     } else {
-      kernels::codec_for(kv_tensor_type(t), "kv cache").quantize_row(src, dst, n);
+      std::memcpy(dst, src, size_t(n) * sizeof(float));
     }
   };
-  put(types_.k, k, row(s, layer, pos, false));
-  put(types_.v, v, row(s, layer, pos, true));
+  put(k_codec_, k, row(s, layer, pos, false));
+  put(v_codec_, v, row(s, layer, pos, true));
 }
 
 void KvPool::commit(SeqId id, const int32_t* tokens, int64_t T) {
@@ -299,14 +306,17 @@ void KvPool::commit(SeqId id, const int32_t* tokens, int64_t T) {
   const int64_t old_len = int64_t(s.tokens.size());
   if (blocks_for(old_len + T) > int64_t(s.blocks.size())) fail("KV commit without prepare");
   s.tokens.insert(s.tokens.end(), tokens, tokens + T);
-  for (int64_t i = old_len / block_tokens_; (i + 1) * block_tokens_ <= old_len + T; ++i) {
+  for (int64_t i = int64_t(s.keys.size()); (i + 1) * block_tokens_ <= old_len + T; ++i) {
+    const uint64_t parent = i > 0 ? s.keys[size_t(i - 1)] : 0;
+    const uint64_t key =
+        chain(i > 0 ? parent : kChainSeed, s.tokens.data() + i * block_tokens_, block_tokens_);
+    s.keys.push_back(key);
     Block& b = blocks_[size_t(s.blocks[size_t(i)])];
     if (b.keyed || b.refs != 1) continue;
-    const uint64_t key = key_after(id, i);
     if (by_key_.count(key)) continue;  // another block already holds these tokens
     b.keyed = true;
     b.key = key;
-    b.parent_key = i > 0 ? key_after(id, i - 1) : 0;
+    b.parent_key = parent;
     b.tokens.assign(s.tokens.begin() + i * block_tokens_,
                     s.tokens.begin() + (i + 1) * block_tokens_);
     by_key_[key] = s.blocks[size_t(i)];
@@ -319,6 +329,7 @@ void KvPool::truncate(SeqId id, int64_t n) {
     fail("cannot truncate a KV sequence of ", s.tokens.size(), " positions to ", n);
   }
   s.tokens.resize(size_t(n));
+  s.keys.resize(std::min(s.keys.size(), size_t(n / block_tokens_)));
   while (int64_t(s.blocks.size()) > blocks_for(n)) {
     unref(s.blocks.back());
     s.blocks.pop_back();

@@ -29,6 +29,7 @@
 #include "base/memory_ledger.h"
 #include "format/tensor_type.h"
 #include "kernels/attention.h"
+#include "kernels/weight_format.h"
 #include "model/model_spec.h"
 
 namespace memwall {
@@ -125,6 +126,7 @@ class KvPool {
     std::vector<int32_t> blocks;
     std::vector<const uint8_t*> pages;  // blocks' data, for PagedKv
     std::vector<int32_t> tokens;        // committed tokens
+    std::vector<uint64_t> keys;         // chain key after each full block
   };
 
   Sequence& seq(SeqId id);
@@ -133,7 +135,6 @@ class KvPool {
   void unref(int32_t b);
   void unkey(int32_t b);
   void free_block(int32_t b);
-  uint64_t key_after(SeqId id, int64_t block_index) const;
   uint8_t* row(const Sequence& s, int64_t layer, int64_t pos, bool value) const;
 
   const ModelSpec spec_;  // a copy: pools may outlive the spec they were made from
@@ -141,6 +142,8 @@ class KvPool {
   int64_t block_tokens_, max_blocks_;
   size_t k_row_bytes_, v_row_bytes_, layer_bytes_, block_bytes_;
   MemoryLedger& ledger_;
+  const kernels::WeightCodec* k_codec_ = nullptr;  // null: f32, copied as is
+  const kernels::WeightCodec* v_codec_ = nullptr;
   std::vector<Block> blocks_;
   std::vector<int32_t> free_ids_;  // entries of blocks_ with no data
   std::vector<Sequence> seqs_;
