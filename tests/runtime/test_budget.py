@@ -142,7 +142,13 @@ def test_plan_command_lists_frontier_and_choice(env):
     assert chosen["fits"] and chosen["predicted_peak_bytes"] <= 128 * MIB
     assert any(p["pareto"] for p in plans)
     assert {p["weights"] for p in plans} == {"resident", "mapped", "streamed"}
-    # Nothing that fits does the workload faster (predicted) at the same context.
-    assert all(p["predicted_seconds"] >= chosen["predicted_seconds"] * 0.999
+    # Nothing that fits does the workload faster (predicted) at the same
+    # context, once quantized K/V pays its quality penalty (the planner asks
+    # q8_0 to be 1.5x and 4-bit 2x faster than f16 before it takes them).
+    cost = {"f32": 0, "f16": 0, "q8_0": 1, "q4_0": 2}
+
+    def weighted(p):
+        return p["predicted_seconds"] * (1 + 0.5 * max(cost[p["k_type"]], cost[p["v_type"]]))
+    assert all(weighted(p) >= weighted(chosen) * 0.999
                for p in plans if p["fits"] and p["ctx"] == chosen["ctx"])
     assert j["minimum_budget_bytes"] < 128 * MIB
