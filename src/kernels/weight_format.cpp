@@ -6,9 +6,10 @@
 
 namespace memwall::kernels {
 namespace {
-const std::array<const WeightCodec*, 6>& all_codecs() {
-  static const std::array<const WeightCodec*, 6> codecs = {
-      &codec_f32(), &codec_f16(), &codec_bf16(), &codec_q8_0(), &codec_q4_0(), &codec_q4_1()};
+const std::array<const WeightCodec*, 11>& all_codecs() {
+  static const std::array<const WeightCodec*, 11> codecs = {
+      &codec_f32(),  &codec_f16(),  &codec_bf16(), &codec_q8_0(),  &codec_q4_0(), &codec_q4_1(),
+      &codec_q4_k(), &codec_q5_k(), &codec_q6_k(), &codec_tq1_0(), &codec_tq2_0()};
   return codecs;
 }
 }  // namespace

@@ -15,17 +15,22 @@ namespace memwall::kernels {
 
 struct WeightCodec {
   TensorType type;
-  // n is a multiple of the type's block size in all three.
+  // n is a multiple of the type's block size in all of them.
   void (*quantize_row)(const float* src, void* dst, int64_t n);
   void (*dequantize_row)(const void* src, float* dst, int64_t n);
   float (*dot)(const void* row, const float* x, int64_t n);
+  // Importance-weighted encoding (llama.cpp's quantize with an imatrix):
+  // `importance` holds n floats, one per weight; null importance means the
+  // reference encoding. Null on formats without such a variant.
+  void (*quantize_row_weighted)(const float* src, void* dst, int64_t n,
+                                const float* importance) = nullptr;
 };
 
 // nullptr when the engine cannot compute with this type.
 const WeightCodec* find_codec(TensorType type);
 // Throws Error naming the tensor and the supported formats.
 const WeightCodec& codec_for(TensorType type, const std::string& tensor_name);
-std::string supported_formats();  // "f32, f16, bf16, q8_0, q4_0, q4_1"
+std::string supported_formats();  // "f32, f16, bf16, q8_0, q4_0, q4_1, q4_k, ..."
 
 // Per-format codecs, one file each.
 const WeightCodec& codec_f32();
@@ -34,5 +39,11 @@ const WeightCodec& codec_bf16();
 const WeightCodec& codec_q8_0();
 const WeightCodec& codec_q4_0();
 const WeightCodec& codec_q4_1();
+// GGUF k-quants and ternary formats: super-blocks of 256 weights.
+const WeightCodec& codec_q4_k();
+const WeightCodec& codec_q5_k();
+const WeightCodec& codec_q6_k();
+const WeightCodec& codec_tq1_0();
+const WeightCodec& codec_tq2_0();
 
 }  // namespace memwall::kernels

@@ -95,8 +95,8 @@ TEST(WeightCodec, Q4_0LayoutMatchesGgufByteForByte) {
 
 TEST(WeightCodec, UnsupportedTypeNamesTensorAndFormats) {
   try {
-    codec_for(TensorType::Q6_K, "blk.0.ffn_down.weight");
-    FAIL() << "q6_k should not be computable yet";
+    codec_for(TensorType::IQ2_XXS, "blk.0.ffn_down.weight");
+    FAIL() << "iq2_xxs should not be computable yet";
   } catch (const std::exception& e) {
     EXPECT_NE(std::string(e.what()).find("blk.0.ffn_down.weight"), std::string::npos);
     EXPECT_NE(std::string(e.what()).find("q4_1"), std::string::npos);
