@@ -1,4 +1,4 @@
-"""Fixtures shared by the CLI tests in this folder."""
+"""Fixtures shared by the CLI tests."""
 import os
 
 import pytest

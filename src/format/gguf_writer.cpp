@@ -27,8 +27,8 @@ void Writer::set(std::string key, Value value) {
   metadata_.emplace_back(std::move(key), std::move(value));
 }
 
-void Writer::add_tensor(std::string name, TensorType type, std::vector<uint64_t> dims,
-                        std::vector<uint8_t> data) {
+uint64_t Writer::check_tensor(const std::string& name, TensorType type,
+                              const std::vector<uint64_t>& dims) const {
   if (dims.empty() || dims.size() > kMaxDims) {
     fail("tensor '", name, "' has ", dims.size(), " dimensions (1 to ", kMaxDims, " allowed)");
   }
@@ -52,12 +52,28 @@ void Writer::add_tensor(std::string name, TensorType type, std::vector<uint64_t>
   if (__builtin_mul_overflow(n / info.block_elements, uint64_t{info.block_bytes}, &bytes)) {
     fail("tensor '", name, "' size in bytes overflows");
   }
+  return bytes;
+}
+
+void Writer::add_tensor(std::string name, TensorType type, std::vector<uint64_t> dims,
+                        std::vector<uint8_t> data) {
+  const uint64_t bytes = check_tensor(name, type, dims);
   if (bytes != data.size()) {
-    fail("tensor '", name, "' needs ", bytes, " bytes of ", info.name, " data, got ", data.size());
+    fail("tensor '", name, "' needs ", bytes, " bytes of ", tensor_type_name(type), " data, got ",
+         data.size());
   }
   uint64_t offset = (data_bytes_ + alignment_ - 1) / alignment_ * alignment_;
   data_bytes_ = offset + bytes;
-  tensors_.push_back({std::move(name), type, std::move(dims), std::move(data), offset});
+  tensors_.push_back({std::move(name), type, std::move(dims), std::move(data), {}, bytes, offset});
+}
+
+void Writer::add_tensor(std::string name, TensorType type, std::vector<uint64_t> dims,
+                        Producer produce) {
+  const uint64_t bytes = check_tensor(name, type, dims);
+  uint64_t offset = (data_bytes_ + alignment_ - 1) / alignment_ * alignment_;
+  data_bytes_ = offset + bytes;
+  tensors_.push_back(
+      {std::move(name), type, std::move(dims), {}, std::move(produce), bytes, offset});
 }
 
 namespace {
@@ -103,7 +119,9 @@ void put_string(Sink& s, const std::string& v) {
 template <typename Sink>
 void put_payload(Sink& s, const Value& v) {
   switch (v.type) {
-    case ValueType::STRING: put_string(s, v.s); return;
+    case ValueType::STRING:
+      put_string(s, v.s);
+      return;
     case ValueType::ARRAY: {
       put_u32(s, static_cast<uint32_t>(v.element_type));
       put_u64(s, v.array_size());
@@ -121,12 +139,18 @@ void put_payload(Sink& s, const Value& v) {
       s.put(&f, 4);
       return;
     }
-    case ValueType::F64: s.put(&v.f, 8); return;
+    case ValueType::F64:
+      s.put(&v.f, 8);
+      return;
     case ValueType::I8:
     case ValueType::I16:
     case ValueType::I32:
-    case ValueType::I64: s.put(&v.i, scalar_size(v.type)); return;  // little-endian low bytes
-    default: s.put(&v.u, scalar_size(v.type)); return;
+    case ValueType::I64:
+      s.put(&v.i, scalar_size(v.type));
+      return;  // little-endian low bytes
+    default:
+      s.put(&v.u, scalar_size(v.type));
+      return;
   }
 }
 
@@ -166,7 +190,16 @@ void Writer::emit(Sink& sink) const {
   for (const Tensor& t : tensors_) {
     pad_to(sink, alignment_);
     if (sink.tell() - base != t.offset) fail("internal error: GGUF tensor offset mismatch");
-    sink.put(t.data.data(), t.data.size());
+    if (!t.produce) {
+      sink.put(t.data.data(), t.data.size());
+      continue;
+    }
+    const std::vector<uint8_t> data = t.produce();
+    if (data.size() != t.bytes) {
+      fail("internal error: tensor '", t.name, "' was made with ", data.size(), " bytes, not ",
+           t.bytes);
+    }
+    sink.put(data.data(), data.size());
   }
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,6 +23,12 @@ class Writer {
   // dims innermost first (dims[0] = row length). data must hold exactly the tensor's bytes.
   void add_tensor(std::string name, TensorType type, std::vector<uint64_t> dims,
                   std::vector<uint8_t> data);
+  // A tensor whose bytes are made only while the file is written, one tensor
+  // at a time, so writing a large model holds one tensor's bytes, not all of
+  // them. The producer must return exactly the tensor's size in bytes.
+  using Producer = std::function<std::vector<uint8_t>()>;
+  void add_tensor(std::string name, TensorType type, std::vector<uint64_t> dims, Producer produce);
+  size_t tensor_count() const { return tensors_.size(); }
 
   void write(const std::string& path) const;
   std::vector<uint8_t> to_bytes() const;  // the whole file in memory (tests)
@@ -32,8 +39,12 @@ class Writer {
     TensorType type;
     std::vector<uint64_t> dims;
     std::vector<uint8_t> data;
+    Producer produce;  // set instead of data for lazy tensors
+    uint64_t bytes;
     uint64_t offset;
   };
+  uint64_t check_tensor(const std::string& name, TensorType type,
+                        const std::vector<uint64_t>& dims) const;  // -> bytes
   template <typename Sink>
   void emit(Sink& sink) const;
 

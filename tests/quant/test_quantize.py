@@ -1,0 +1,194 @@
+"""memwall quantize against independent references, on the real default model:
+
+- memwall's decoding of every tensor equals the PyPI gguf package's dequantizer, bit for bit;
+- memwall's quantizer writes the bytes llama.cpp's own (ggml_quantize_chunk, from the
+  libggml-base that llama-cpp-python ships) writes for the same f32 input;
+- llama.cpp loads each file memwall writes and generates the same greedy tokens as memwall;
+- recipes (--keep, 1-D tensors, fallbacks) and bad input.
+"""
+import ctypes
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+from gguf import GGUFReader
+from gguf.quants import dequantize
+
+MEMWALL = os.environ.get("MEMWALL_BIN", "build/memwall")
+MODEL = os.environ.get("MEMWALL_MODEL", "models/SmolLM2-135M-Instruct.Q4_1.gguf")
+GGUF_TYPES = ["q8_0", "q4_0", "q4_1"]  # llama.cpp's own types memwall writes
+TYPE_IDS = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q8_0": 8, "q4_k": 12, "q5_k": 13,
+            "q6_k": 14, "bf16": 30, "tq1_0": 34, "tq2_0": 35}
+
+
+def quantize(env, src, dst, qtype, *extra, check=True):
+    p = subprocess.run([MEMWALL, "quantize", str(src), str(dst), "--type", qtype, "--json",
+                        *extra], capture_output=True, text=True, env=env, timeout=600)
+    if check:
+        assert p.returncode == 0, p.stderr
+        return json.loads(p.stdout)
+    return p
+
+
+def tensors(path):
+    return {t.name: t for t in GGUFReader(str(path)).tensors}
+
+
+def as_f32(t):
+    """gguf's dequantization of a tensor, [rows, cols]."""
+    return dequantize(np.asarray(t.data), t.tensor_type).reshape(-1, int(t.shape[0]))
+
+
+@pytest.fixture(scope="module")
+def base(env, tmp_path_factory):
+    """The default model decoded to f32 by memwall: the input every quantizer gets."""
+    out = tmp_path_factory.mktemp("quant") / "base-f32.gguf"
+    quantize(env, MODEL, out, "f32")
+    return out
+
+
+@pytest.fixture(scope="module")
+def ggml():
+    import llama_cpp
+    lib = ctypes.CDLL(os.path.join(os.path.dirname(llama_cpp.__file__), "lib", "libggml-base.so"))
+    f = lib.ggml_quantize_chunk
+    f.restype = ctypes.c_size_t
+    f.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
+                  ctypes.c_int64, ctypes.c_void_p]
+    return f
+
+
+def ggml_quantize(fn, qtype, x):
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    rows, cols = x.shape
+    out = np.zeros(rows * cols * 4 + 1024, dtype=np.uint8)  # more than any type needs
+    n = fn(TYPE_IDS[qtype], x.ctypes.data, out.ctypes.data, 0, rows, cols, None)
+    return out[:n]
+
+
+def test_decoding_equals_gguf_package(base):
+    """q4_1 (the source) decoded by memwall == gguf's dequantizer, every tensor, exactly."""
+    src, dec = tensors(MODEL), tensors(base)
+    assert src.keys() == dec.keys()
+    for name, t in src.items():
+        want = as_f32(t)
+        got = np.asarray(dec[name].data, dtype=np.float32).reshape(want.shape)
+        assert np.array_equal(got, want), name
+
+
+@pytest.mark.parametrize("qtype", GGUF_TYPES)
+def test_quantizer_matches_llama_cpp(env, base, ggml, tmp_path, qtype):
+    out = tmp_path / f"{qtype}.gguf"
+    summary = quantize(env, base, out, qtype)
+    assert summary["types"][qtype]["tensors"] > 0
+    ref, got = tensors(base), tensors(out)
+    checked = 0
+    for name, t in got.items():
+        if t.tensor_type.name.lower() != qtype:
+            continue
+        x = np.asarray(ref[name].data, dtype=np.float32).reshape(-1, int(t.shape[0]))
+        want = ggml_quantize(ggml, qtype, x)
+        mine = np.asarray(t.data).reshape(-1).view(np.uint8)
+        assert mine.size == want.size, name
+        diff = np.flatnonzero(mine != want)
+        assert diff.size == 0, f"{name}: {diff.size} bytes differ from llama.cpp's, first at {diff[0]}"
+        # and memwall's decoding of what it wrote is gguf's
+        checked += 1
+    assert checked >= 200  # every matrix of the model
+
+
+def greedy_memwall(env, model, ids, n):
+    p = subprocess.run([MEMWALL, "run", "-m", str(model), "--tokens", " ".join(map(str, ids)),
+                        "-n", str(n), "--temp", "0", "--ignore-eos", "--output-ids",
+                        "--precision", "exact"], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr
+    return [int(x) for x in p.stdout.split()]
+
+
+def llama_scores(model, ids):
+    """llama.cpp's logits at every position of ids."""
+    import llama_cpp
+    llm = llama_cpp.Llama(model_path=str(model), n_ctx=256, n_threads=2, logits_all=True,
+                          verbose=False)
+    llm.eval(ids)
+    return np.array(llm.scores[:len(ids)])
+
+
+def assert_same_greedy(model, prompt, mine):
+    """llama.cpp, fed memwall's greedy continuation, picks the same token at each step; where
+    it does not, the two engines' choices are a near tie in llama.cpp's own logits (its q8
+    activations and memwall's f32 ones round differently)."""
+    scores = llama_scores(model, prompt + mine)[len(prompt) - 1:-1]
+    theirs = scores.argmax(axis=1)
+    gaps = scores[np.arange(len(mine)), theirs] - scores[np.arange(len(mine)), mine]
+    differ = int((theirs != np.array(mine)).sum())
+    assert differ <= 1 and gaps.max() < 0.2, (differ, gaps.max(), list(theirs), mine)
+
+
+def prompt_ids(env):
+    p = subprocess.run([MEMWALL, "tokenize", "-m", MODEL, "--no-bos",
+                        "The history of the city of Paris begins"], capture_output=True,
+                       text=True, env=env, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return [int(x) for x in p.stdout.split()]
+
+
+@pytest.mark.parametrize("qtype", GGUF_TYPES)
+def test_llama_cpp_loads_and_agrees(env, base, tmp_path, qtype):
+    out = tmp_path / f"{qtype}.gguf"
+    quantize(env, base, out, qtype)
+    ids = prompt_ids(env)
+    assert_same_greedy(out, ids, greedy_memwall(env, out, ids, 16))
+
+
+def test_recipe_keep_and_norms(env, base, tmp_path):
+    out = tmp_path / "mixed.gguf"
+    s = quantize(env, base, out, "q4_0", "--keep", r"token_embd=q8_0", "--keep", r"ffn_down=q4_1")
+    t = tensors(out)
+    assert t["token_embd.weight"].tensor_type.name == "Q8_0"
+    assert t["blk.3.ffn_down.weight"].tensor_type.name == "Q4_1"
+    assert t["blk.3.ffn_up.weight"].tensor_type.name == "Q4_0"
+    assert t["blk.3.attn_norm.weight"].tensor_type.name == "F32"
+    assert s["types"]["q8_0"]["tensors"] == 1
+    assert s["types"]["q4_1"]["tensors"] == 30
+    # bits per weight agree with the file
+    total = sum(int(x.n_bytes) for x in t.values())
+    assert s["bytes_out"] == total
+    assert abs(s["bits_per_weight"] - 8 * total / s["weights"]) < 1e-9
+    md = {f.name: f for f in GGUFReader(str(out)).fields.values()}
+    assert "memwall.quantize.recipe" in md
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--type", "q9_9"], "unknown --type"),
+    (["--type", "q4_0", "--keep", "token_embd"], "PATTERN=TYPE"),
+    (["--type", "q4_0", "--keep", "(=q8_0"], "regular expression"),
+    (["--type", "q4_0", "--keep", "x=iq2_xxs"], "cannot write"),
+])
+def test_bad_flags(env, tmp_path, args, message):
+    out = tmp_path / "o.gguf"
+    p = subprocess.run([MEMWALL, "quantize", MODEL, str(out), *args], capture_output=True,
+                       text=True, env=env, timeout=60)
+    assert p.returncode != 0
+    assert message in p.stderr
+    assert p.stderr.startswith("error: ")
+    assert not out.exists() and not (tmp_path / "o.gguf.tmp").exists()
+
+
+def test_bad_inputs(env, tmp_path):
+    out = tmp_path / "o.gguf"
+    missing = subprocess.run([MEMWALL, "quantize", str(tmp_path / "nope.gguf"), str(out), "--type",
+                              "q4_0"], capture_output=True, text=True, env=env, timeout=60)
+    assert missing.returncode != 0 and "does not exist" in missing.stderr
+    corrupt = tmp_path / "corrupt.gguf"
+    corrupt.write_bytes(open(MODEL, "rb").read(100_000))  # truncated in the tensor data
+    p = subprocess.run([MEMWALL, "quantize", str(corrupt), str(out), "--type", "q4_0"],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert p.returncode != 0 and p.stderr.startswith("error: ")
+    same = subprocess.run([MEMWALL, "quantize", MODEL, MODEL, "--type", "q4_0"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert same.returncode != 0 and "is the input" in same.stderr
+    assert not out.exists()

@@ -1,0 +1,131 @@
+// memwall quantize: rewrite a model's weights in another type. Input: a GGUF
+// in any type memwall decodes, or a Hugging Face safetensors directory.
+// Output: a GGUF that memwall (and, for GGUF's own types, llama.cpp) loads.
+#include <unistd.h>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+#include "base/thread_pool.h"
+#include "commands.h"
+#include "quant/gguf_source.h"
+#include "quant/quantize_model.h"
+
+namespace memwall::tools {
+namespace {
+
+struct QuantizeOptions {
+  std::string input;
+  std::string output;
+  std::string type;
+  std::vector<std::string> keep;
+  int threads = 0;
+  bool json = false;
+};
+
+std::string mib(uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f MiB", double(bytes) / (1 << 20));
+  return buf;
+}
+
+std::string shape(const quant::SourceTensor& t) {
+  std::string s = "[";
+  for (size_t i = 0; i < t.dims.size(); ++i) s += (i ? ", " : "") + std::to_string(t.dims[i]);
+  return s + "]";
+}
+
+std::unique_ptr<quant::TensorSource> open_source(const std::string& path) {
+  if (!std::filesystem::exists(path)) fail("input '", path, "' does not exist");
+  if (std::filesystem::is_directory(path)) {
+    fail("input '", path, "' is a directory: safetensors directories are not read yet");
+  }
+  return std::make_unique<quant::GgufSource>(path);
+}
+
+int run_quantize(const QuantizeOptions& opt) {
+  std::error_code ec;
+  if (std::filesystem::equivalent(opt.input, opt.output, ec)) {
+    fail("output '", opt.output, "' is the input file; write to another path");
+  }
+  auto type = tensor_type_from_name(opt.type);
+  if (!type) fail("unknown --type '", opt.type, "' (memwall writes ", quant::writable_types(), ")");
+  const quant::QuantRecipe recipe(*type, opt.keep);
+  std::unique_ptr<quant::TensorSource> source = open_source(opt.input);
+  ThreadPool pool(opt.threads > 0 ? opt.threads : ThreadPool::default_threads());
+
+  const bool tty = isatty(fileno(stderr));
+  std::fprintf(stderr, "quantize: %s -> %s as %s (%d threads)\n", opt.input.c_str(),
+               opt.output.c_str(), recipe.describe().c_str(), pool.size());
+  quant::QuantizeOptions q;
+  q.on_tensor = [tty](const quant::TensorReport& r) {
+    const int width = int(std::to_string(r.count).size());
+    std::fprintf(
+        stderr, "%s[%*zu/%zu] %-28s %-14s %5s -> %-6s rel.err %.4f %6.2f s%s",
+        tty ? "\r\033[K" : "", width, r.index + 1, r.count, r.tensor->name.c_str(),
+        shape(*r.tensor).c_str(), std::string(tensor_type_name(r.tensor->type)).c_str(),
+        std::string(tensor_type_name(r.choice.type)).c_str(), r.rel_rms_error, r.seconds,
+        r.choice.reason.rfind("fallback", 0) == 0 ? ("  (" + r.choice.reason + ")").c_str() : "");
+    // On a terminal the line is rewritten in place, except those worth keeping.
+    if (!tty || r.choice.reason.rfind("fallback", 0) == 0 || r.index + 1 == r.count) {
+      std::fputc('\n', stderr);
+    }
+    std::fflush(stderr);
+  };
+  const quant::QuantizeSummary s = quant::quantize_model(*source, recipe, opt.output, pool, q);
+
+  std::fprintf(stderr,
+               "quantize: %s of tensors -> %s (x%.2f), %.3f bits per weight, "
+               "relative RMS error %.4f, file %s, %.1f s\n",
+               mib(s.bytes_in).c_str(), mib(s.bytes_out).c_str(),
+               s.bytes_in ? double(s.bytes_out) / double(s.bytes_in) : 0.0, s.bits_per_weight(),
+               s.weighted_rel_error, mib(s.file_bytes).c_str(), s.seconds);
+  for (const auto& [t, totals] : s.by_type) {
+    std::fprintf(stderr, "  %-6s %4d tensors %12llu weights %s\n",
+                 std::string(tensor_type_name(t)).c_str(), totals.tensors,
+                 (unsigned long long)totals.elements, mib(totals.bytes).c_str());
+  }
+  if (opt.json) {
+    nlohmann::json j;
+    j["input"] = opt.input;
+    j["output"] = opt.output;
+    j["recipe"] = recipe.describe();
+    j["bytes_in"] = s.bytes_in;
+    j["bytes_out"] = s.bytes_out;
+    j["file_bytes"] = s.file_bytes;
+    j["weights"] = s.elements;
+    j["bits_per_weight"] = s.bits_per_weight();
+    j["relative_rms_error"] = s.weighted_rel_error;
+    j["seconds"] = s.seconds;
+    nlohmann::json types = nlohmann::json::object();
+    for (const auto& [t, totals] : s.by_type) {
+      types[std::string(tensor_type_name(t))] = {
+          {"tensors", totals.tensors}, {"weights", totals.elements}, {"bytes", totals.bytes}};
+    }
+    j["types"] = types;
+    std::printf("%s\n", j.dump().c_str());
+  }
+  return 0;
+}
+
+const CommandRegistration kQuantize{
+    "quantize", "Rewrite a model's weights in another type (GGUF or safetensors in, GGUF out)", 65,
+    [](CLI::App& sub) -> CommandAction {
+      auto opt = std::make_shared<QuantizeOptions>();
+      sub.add_option("input", opt->input, "Input model: a GGUF file")->required();
+      sub.add_option("output", opt->output, "Output GGUF path")->required();
+      sub.add_option("--type", opt->type, "Type of the weight matrices: " + quant::writable_types())
+          ->required();
+      sub.add_option("--keep", opt->keep,
+                     "PATTERN=TYPE: tensors whose name matches the regular expression PATTERN "
+                     "are written as TYPE (repeatable; first match wins), e.g. "
+                     "--keep 'token_embd|output\\.weight=q8_0'");
+      sub.add_option("-t,--threads", opt->threads, "Threads (default: physical cores)");
+      sub.add_flag("--json", opt->json, "Print a JSON summary on stdout");
+      return [opt] { return run_quantize(*opt); };
+    }};
+
+}  // namespace
+}  // namespace memwall::tools
