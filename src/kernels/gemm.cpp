@@ -4,6 +4,7 @@
 
 #include <iterator>
 
+#include "kernels/kquant_kernels.h"
 #include "kernels/simd_kernels.h"
 
 namespace memwall::kernels {
@@ -26,6 +27,10 @@ const GemmKernel* const kRegistry[] = {
 };
 // clang-format on
 
+// The k-quant and ternary kernels, kKQuantKernels per target.
+const GemmKernel* const kKQuantRegistry[] = {kGemmKQuantScalar, kGemmKQuantAvx2, kGemmKQuantAvx512,
+                                             kGemmKQuantAvx512Vnni};
+
 }  // namespace
 
 const GemmKernel* find_gemm_kernel(TensorType type, Isa isa, WeightLayout layout,
@@ -33,11 +38,15 @@ const GemmKernel* find_gemm_kernel(TensorType type, Isa isa, WeightLayout layout
   const bool float_format =
       type == TensorType::F32 || type == TensorType::F16 || type == TensorType::BF16;
   const GemmKernel* best = nullptr;
-  for (const GemmKernel* k : kRegistry) {
-    if (!float_format && k->activation != activation) continue;
+  const auto consider = [&](const GemmKernel* k) {
+    if (!float_format && k->activation != activation) return;
     if (k->type != type || k->layout != layout || static_cast<int>(k->isa) > static_cast<int>(isa))
-      continue;
+      return;
     if (best == nullptr || static_cast<int>(k->isa) > static_cast<int>(best->isa)) best = k;
+  };
+  for (const GemmKernel* k : kRegistry) consider(k);
+  for (const GemmKernel* family : kKQuantRegistry) {
+    for (int i = 0; i < kKQuantKernels; ++i) consider(&family[i]);
   }
   return best;
 }

@@ -19,7 +19,9 @@
 
 namespace memwall::kernels {
 
-enum class ActivationKind { kF32, kQ8, kQ16 };  // f32, BlockQ8x, BlockQ16x
+// f32, BlockQ8x, BlockQ16x; BlockQ8K and BlockQ16K (activations_k.h) for the
+// k-quant and ternary formats, whose kernels want one scale per 256 values.
+enum class ActivationKind { kF32, kQ8, kQ16, kQ8K, kQ16K };
 enum class WeightLayout { kRows, kPacked16 };
 
 struct GemmKernel {
