@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "kernels/activations_k.h"
 #include "kernels/gemm.h"
 #include "kernels/isa.h"
 #include "kernels/vector_ops.h"
@@ -14,13 +15,16 @@ void MatmulInput::set(const float* x, int64_t T, int64_t cols) {
   cols_ = cols;
   quantized_ = false;
   quantized16_ = false;
+  quantized_k8_ = false;
+  quantized_k16_ = false;
 }
 
 template <class Block>
 const Block* MatmulInput::quantized(ThreadPool& pool, std::vector<Block>& blocks, bool& done,
-                                    void (*quantize)(const float*, Block*, int64_t)) {
+                                    void (*quantize)(const float*, Block*, int64_t),
+                                    int64_t values_per_block) {
   if (!done) {
-    const int64_t per_row = cols_ / 32;
+    const int64_t per_row = cols_ / values_per_block;
     if (blocks.size() < size_t(T_ * per_row)) blocks.resize(size_t(T_ * per_row));
     pool.parallel_for(
         T_,
@@ -36,11 +40,12 @@ const Block* MatmulInput::quantized(ThreadPool& pool, std::vector<Block>& blocks
 
 size_t MatmulInput::bytes_for(int64_t T, int64_t cols, Precision precision) {
   const size_t blocks = size_t(T) * size_t(cols / 32);
+  const size_t super_blocks = size_t(T) * size_t(cols / kQK);
   switch (precision) {
     case Precision::kFast:
-      return blocks * sizeof(BlockQ16x);
+      return std::max(blocks * sizeof(BlockQ16x), super_blocks * sizeof(BlockQ16K));
     case Precision::kInt8:
-      return blocks * sizeof(BlockQ8x);
+      return std::max(blocks * sizeof(BlockQ8x), super_blocks * sizeof(BlockQ8K));
     case Precision::kExact:
       break;
   }
@@ -54,11 +59,19 @@ void MatmulInput::reserve(int64_t T, int64_t cols, Precision precision) {
 }
 
 const BlockQ8x* MatmulInput::q8(ThreadPool& pool) {
-  return quantized(pool, q8_, quantized_, quantize_activations_q8);
+  return quantized(pool, q8_, quantized_, quantize_activations_q8, 32);
 }
 
 const BlockQ16x* MatmulInput::q16(ThreadPool& pool) {
-  return quantized(pool, q16_, quantized16_, quantize_activations_q16);
+  return quantized(pool, q16_, quantized16_, quantize_activations_q16, 32);
+}
+
+const BlockQ8K* MatmulInput::q8k(ThreadPool& pool) {
+  return quantized(pool, q8k_, quantized_k8_, quantize_activations_q8k, kQK);
+}
+
+const BlockQ16K* MatmulInput::q16k(ThreadPool& pool) {
+  return quantized(pool, q16k_, quantized_k16_, quantize_activations_q16k, kQK);
 }
 
 namespace {
@@ -103,7 +116,7 @@ void matmul_group(ThreadPool& pool, const std::vector<MatmulOutput>& group, Matm
     size_t x_stride;
   };
   std::vector<Plan> plans(group.size());
-  bool need_q8 = false, need_q16 = false;
+  bool need[5] = {};  // by ActivationKind
   for (size_t i = 0; i < group.size(); ++i) {
     const MatrixView& w = *group[i].w;
     Plan& p = plans[i];
@@ -111,21 +124,26 @@ void matmul_group(ThreadPool& pool, const std::vector<MatmulOutput>& group, Matm
     if (is_float_format(w.type)) {
       p.kernel = find_gemm_kernel(w.type, isa);
     } else if (precision != Precision::kExact) {
-      // kFast wants 16-bit activations, which only packed kernels take;
-      // without them it keeps the exact path (weight_packing.cpp says so).
-      const ActivationKind act =
-          precision == Precision::kFast ? ActivationKind::kQ16 : ActivationKind::kQ8;
+      // kFast wants 16-bit activations: the packed kernels (q4_0, q4_1,
+      // q8_0) or the k-quant/ternary row kernels take them; other formats
+      // keep the exact path (weight_packing.cpp says so). kInt8 takes any
+      // 8-bit kernel.
+      const bool fast = precision == Precision::kFast;
+      const ActivationKind act = fast ? ActivationKind::kQ16 : ActivationKind::kQ8;
       if (w.packed != nullptr)
         p.kernel = find_gemm_kernel(w.type, isa, WeightLayout::kPacked16, act);
-      if (p.kernel == nullptr && precision == Precision::kInt8) {
-        p.kernel = find_gemm_kernel(w.type, isa);
+      if (p.kernel == nullptr && !fast) p.kernel = find_gemm_kernel(w.type, isa);
+      if (p.kernel == nullptr && w.cols % kQK == 0) {
+        p.kernel = find_gemm_kernel(w.type, isa, WeightLayout::kRows,
+                                    fast ? ActivationKind::kQ16K : ActivationKind::kQ8K);
       }
     }
-    if (p.kernel && p.kernel->activation == ActivationKind::kQ8) need_q8 = true;
-    if (p.kernel && p.kernel->activation == ActivationKind::kQ16) need_q16 = true;
+    if (p.kernel) need[static_cast<int>(p.kernel->activation)] = true;
   }
-  const BlockQ8x* q8 = need_q8 ? x.q8(pool) : nullptr;
-  const BlockQ16x* q16 = need_q16 ? x.q16(pool) : nullptr;
+  const BlockQ8x* q8 = need[static_cast<int>(ActivationKind::kQ8)] ? x.q8(pool) : nullptr;
+  const BlockQ16x* q16 = need[static_cast<int>(ActivationKind::kQ16)] ? x.q16(pool) : nullptr;
+  const BlockQ8K* q8k = need[static_cast<int>(ActivationKind::kQ8K)] ? x.q8k(pool) : nullptr;
+  const BlockQ16K* q16k = need[static_cast<int>(ActivationKind::kQ16K)] ? x.q16k(pool) : nullptr;
   for (Plan& p : plans) {
     const ActivationKind act = p.kernel ? p.kernel->activation : ActivationKind::kF32;
     if (act == ActivationKind::kQ8) {
@@ -134,6 +152,12 @@ void matmul_group(ThreadPool& pool, const std::vector<MatmulOutput>& group, Matm
     } else if (act == ActivationKind::kQ16) {
       p.xbytes = reinterpret_cast<const uint8_t*>(q16);
       p.x_stride = size_t(x.cols() / 32) * sizeof(BlockQ16x);
+    } else if (act == ActivationKind::kQ8K) {
+      p.xbytes = reinterpret_cast<const uint8_t*>(q8k);
+      p.x_stride = size_t(x.cols() / kQK) * sizeof(BlockQ8K);
+    } else if (act == ActivationKind::kQ16K) {
+      p.xbytes = reinterpret_cast<const uint8_t*>(q16k);
+      p.x_stride = size_t(x.cols() / kQK) * sizeof(BlockQ16K);
     } else {
       p.xbytes = reinterpret_cast<const uint8_t*>(x.f32());
       p.x_stride = size_t(x.cols()) * sizeof(float);

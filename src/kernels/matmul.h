@@ -11,17 +11,32 @@
 
 #include "base/thread_pool.h"
 #include "kernels/activations.h"
+#include "kernels/activations_k.h"
 #include "kernels/matrix_view.h"
 
 namespace memwall::kernels {
 
+// What each weight format computes with, per precision (f32, f16 and bf16
+// always take f32 activations in their SIMD kernels):
+//
+//   format               kExact           kFast                   kInt8
+//   q4_0, q4_1, q8_0     codec, f32 x     packed kernel, Q16x     packed or row kernel, Q8x
+//                                         (AVX-512 VNNI; else
+//                                         the kExact path)
+//   q4_K, q5_K, q6_K,    codec, f32 x     row kernel, Q16K        row kernel, Q8K
+//   tq1_0, tq2_0                          (every target)          (every target)
+//
+// Q16x/Q8x scale each 32 activations; Q16K/Q8K each 256 (activations_k.h),
+// since a k-quant super-block is 256 weights: 16-bit values keep relative
+// error below 1/32512 of the super-block's largest activation.
 enum class Precision {
   kExact,  // f32 activations everywhere: matches an f32 reference to rounding
-  kFast,   // quantized weights meet 16-bit activations (BlockQ16x) in integer
-           // dot products: KL < 1e-7 from exact on the default model. CPUs
-           // without those kernels (packed, AVX-512 VNNI) run kExact instead.
-  kInt8,   // 8-bit activations (BlockQ8x), as llama.cpp: faster prefill, but
-           // KL ~3.5e-3 and ~96% top-1 agreement with exact on the default model
+  kFast,   // quantized weights meet 16-bit activations (BlockQ16x, BlockQ16K)
+           // in integer dot products: KL < 1e-7 from exact on the default
+           // model. Formats without such kernels here run kExact instead.
+  kInt8,   // 8-bit activations (BlockQ8x, BlockQ8K), as llama.cpp: faster
+           // prefill, but KL ~3.5e-3 and ~96% top-1 agreement with exact on
+           // the default model
 };
 
 // The activations a group of matrices reads: f32 rows, and their 8- or 16-bit
@@ -31,11 +46,15 @@ class MatmulInput {
   // x: [T x cols], row-major and contiguous; must stay valid while in use.
   void set(const float* x, int64_t T, int64_t cols);
   const float* f32() const { return x_; }
-  const BlockQ8x* q8(ThreadPool& pool);    // cols must be a multiple of 32
-  const BlockQ16x* q16(ThreadPool& pool);  // likewise
+  const BlockQ8x* q8(ThreadPool& pool);     // cols must be a multiple of 32
+  const BlockQ16x* q16(ThreadPool& pool);   // likewise
+  const BlockQ8K* q8k(ThreadPool& pool);    // cols must be a multiple of 256
+  const BlockQ16K* q16k(ThreadPool& pool);  // likewise
   int64_t tokens() const { return T_; }
   // Sizes the 8- or 16-bit blocks for up to T rows of `cols` up front (so a
-  // forward pass allocates nothing); bytes_for says how much that holds.
+  // forward pass allocates nothing); bytes_for says how much that holds
+  // (the larger of the 32- and 256-value block forms). The 256-value blocks
+  // of k-quant models are sized at their first use.
   void reserve(int64_t T, int64_t cols, Precision precision);
   static size_t bytes_for(int64_t T, int64_t cols, Precision precision);
   int64_t cols() const { return cols_; }
@@ -44,13 +63,15 @@ class MatmulInput {
   // Quantizes every row into `blocks` unless `done`; returns the blocks.
   template <class Block>
   const Block* quantized(ThreadPool& pool, std::vector<Block>& blocks, bool& done,
-                         void (*quantize)(const float*, Block*, int64_t));
+                         void (*quantize)(const float*, Block*, int64_t), int64_t values_per_block);
 
   const float* x_ = nullptr;
   int64_t T_ = 0, cols_ = 0;
-  bool quantized_ = false, quantized16_ = false;
+  bool quantized_ = false, quantized16_ = false, quantized_k8_ = false, quantized_k16_ = false;
   std::vector<BlockQ8x> q8_;
   std::vector<BlockQ16x> q16_;
+  std::vector<BlockQ8K> q8k_;
+  std::vector<BlockQ16K> q16k_;
 };
 
 struct MatmulOutput {

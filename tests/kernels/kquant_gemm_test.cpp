@@ -15,10 +15,12 @@
 #include <vector>
 
 #include "base/fp16.h"
+#include "base/thread_pool.h"
 #include "kernels/activations_k.h"
 #include "kernels/gemm.h"
 #include "kernels/isa.h"
 #include "kernels/kquant_kernels.h"
+#include "kernels/matmul.h"
 #include "kernels/weight_format.h"
 
 namespace memwall::kernels {
@@ -252,6 +254,59 @@ TEST(KQuantActivations, Q16KSplitsIntoHalvesExactly) {
       EXPECT_EQ(sh, b[size_t(blk)].bsums_hi[g]);
       EXPECT_EQ(sl, b[size_t(blk)].bsums_lo[g]);
       EXPECT_EQ(s8, b8[size_t(blk)].bsums[g]);
+    }
+  }
+}
+
+// matmul picks the k-quant kernels for kFast and kInt8 on every target, and
+// each precision stays within its bound of the f32 product of the decoded
+// weights: kExact to rounding, kFast (16-bit activations) close to it, kInt8
+// within 8-bit activation error.
+TEST(KQuantMatmul, EveryPrecisionOnEveryTargetMatchesTheF32Product) {
+  ThreadPool pool(2);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  const int64_t rows = 37, cols = 768;
+  for (TensorType type : kTypes) {
+    const Weights w = make_weights(type, rows, cols, rng, 0, 0, false);
+    MatrixView view;
+    view.name = "w";
+    view.type = type;
+    view.codec = find_codec(type);
+    view.data = w.data();
+    view.rows = rows;
+    view.cols = cols;
+    view.row_bytes = w.stride;
+    for (int64_t T : {1, 6}) {
+      std::vector<float> x(size_t(T * cols));
+      for (auto& v : x) v = dist(rng);
+      std::vector<double> want(size_t(T * rows)), mag(want.size());
+      for (int64_t t = 0; t < T; ++t) {
+        for (int64_t r = 0; r < rows; ++r) {
+          for (int64_t c = 0; c < cols; ++c) {
+            const double term = double(w.deq[size_t(r * cols + c)]) * x[size_t(t * cols + c)];
+            want[size_t(t * rows + r)] += term;
+            mag[size_t(t * rows + r)] += std::fabs(term);
+          }
+        }
+      }
+      for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni}) {
+        if (!isa_supported(isa)) continue;
+        force_isa(isa);
+        for (Precision p : {Precision::kExact, Precision::kFast, Precision::kInt8}) {
+          // Relative to sum |w x|: f32 rounding; 16-bit activations (1/32512
+          // of a super-block's largest); 8-bit ones (1/127).
+          const double rel = p == Precision::kExact ? 1e-5 : p == Precision::kFast ? 1e-4 : 2e-2;
+          std::vector<float> y(size_t(T * rows));
+          matmul(pool, view, x.data(), T, y.data(), p);
+          for (size_t i = 0; i < y.size(); ++i) {
+            ASSERT_NEAR(y[i], want[i], rel * mag[i] + 1e-6)
+                << tensor_type_name(type) << " " << isa_name(isa) << " precision "
+                << static_cast<int>(p) << " T=" << T << " i=" << i;
+          }
+        }
+      }
+      reset_isa();
     }
   }
 }
