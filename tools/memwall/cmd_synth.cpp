@@ -5,6 +5,7 @@
 
 #include "base/error.h"
 #include "commands.h"
+#include "kernels/weight_format.h"
 #include "model/synthetic.h"
 
 namespace memwall::tools {
@@ -55,8 +56,11 @@ const CommandRegistration kSynth{
     [](CLI::App& sub) -> CommandAction {
       auto opt = std::make_shared<SynthOptions>();
       sub.add_option("-o,--output", opt->out, "Output GGUF path")->required();
-      sub.add_option("--type", opt->type, "Weight format: f32 f16 bf16 q8_0 q4_0 q4_1")
-          ->capture_default_str();
+      // k-quants and ternary formats (super-blocks of 256) need C and F
+      // multiples of 256: e.g. --shape llama-3.2-1b, or --n-embd 256 --n-ff 768.
+      static const std::string kTypeHelp = "Weight format: " + kernels::supported_formats() +
+                                           " (q*_k, tq*: C and F multiples of 256)";
+      sub.add_option("--type", opt->type, kTypeHelp)->capture_default_str();
       sub.add_option("--shape", opt->shape, "Named shape: smollm2-135m, llama-3.2-1b");
       sub.add_option("--n-embd", opt->s.n_embd, "Model width C")->capture_default_str();
       sub.add_option("--n-ff", opt->s.n_ff, "FFN width F")->capture_default_str();
