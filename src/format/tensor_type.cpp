@@ -41,6 +41,10 @@ constexpr std::array kTypes = {
     TensorTypeInfo{TensorType::TQ1_0, "tq1_0", 256, 54},
     TensorTypeInfo{TensorType::TQ2_0, "tq2_0", 256, 66},
     TensorTypeInfo{TensorType::MXFP4, "mxfp4", 32, 17},
+    TensorTypeInfo{TensorType::NF4, "nf4", 64, 34},
+    TensorTypeInfo{TensorType::NF4_DQ, "nf4_dq", 256, 134},
+    TensorTypeInfo{TensorType::Q2_G64, "q2_g64", 64, 20},
+    TensorTypeInfo{TensorType::Q3_G64, "q3_g64", 64, 28},
 };
 
 }  // namespace

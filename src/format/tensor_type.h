@@ -42,6 +42,12 @@ enum class TensorType : uint32_t {
   TQ1_0 = 34,
   TQ2_0 = 35,
   MXFP4 = 39,
+  // memwall's own low-bit types (docs/quant-types.md), far above ggml's ids
+  // so they can never collide with a type GGUF adds later.
+  NF4 = 1024,
+  NF4_DQ = 1025,
+  Q2_G64 = 1026,
+  Q3_G64 = 1027,
 };
 
 struct TensorTypeInfo {

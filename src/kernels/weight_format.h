@@ -45,5 +45,11 @@ const WeightCodec& codec_q5_k();
 const WeightCodec& codec_q6_k();
 const WeightCodec& codec_tq1_0();
 const WeightCodec& codec_tq2_0();
+// memwall's own low-bit types, blocks of 64 weights (nf4_dq: super-blocks of
+// 256); layouts in docs/quant-types.md.
+const WeightCodec& codec_nf4();
+const WeightCodec& codec_nf4_dq();
+const WeightCodec& codec_q2_g64();
+const WeightCodec& codec_q3_g64();
 
 }  // namespace memwall::kernels
