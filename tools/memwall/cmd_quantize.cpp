@@ -11,6 +11,7 @@
 #include "base/thread_pool.h"
 #include "commands.h"
 #include "quant/gguf_source.h"
+#include "quant/hf_source.h"
 #include "quant/quantize_model.h"
 
 namespace memwall::tools {
@@ -40,7 +41,11 @@ std::string shape(const quant::SourceTensor& t) {
 std::unique_ptr<quant::TensorSource> open_source(const std::string& path) {
   if (!std::filesystem::exists(path)) fail("input '", path, "' does not exist");
   if (std::filesystem::is_directory(path)) {
-    fail("input '", path, "' is a directory: safetensors directories are not read yet");
+    auto source = std::make_unique<quant::HfSource>(path);
+    for (const std::string& note : source->notes()) {
+      std::fprintf(stderr, "quantize: note: %s\n", note.c_str());
+    }
+    return source;
   }
   return std::make_unique<quant::GgufSource>(path);
 }
@@ -114,7 +119,11 @@ const CommandRegistration kQuantize{
     "quantize", "Rewrite a model's weights in another type (GGUF or safetensors in, GGUF out)", 65,
     [](CLI::App& sub) -> CommandAction {
       auto opt = std::make_shared<QuantizeOptions>();
-      sub.add_option("input", opt->input, "Input model: a GGUF file")->required();
+      sub.add_option("input", opt->input,
+                     "Input model: a GGUF file, or a Hugging Face model directory (config.json, "
+                     "*.safetensors in f32/f16/bf16, tokenizer.json or tokenizer.model) of a "
+                     "LlamaForCausalLM or MistralForCausalLM")
+          ->required();
       sub.add_option("output", opt->output, "Output GGUF path")->required();
       sub.add_option("--type", opt->type, "Type of the weight matrices: " + quant::writable_types())
           ->required();
