@@ -282,19 +282,24 @@ inline float hsum256(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// One weight row x NT tokens over nb super-blocks.
-template <class F, class A, class Dot, int NT>
-void micro(const uint8_t* w, const uint8_t* x, size_t xs, int64_t nb, float* y, int64_t ldy) {
-  __m512 acc[NT];
-  __m256 cacc[NT];
+// MR weight rows x NT tokens over nb super-blocks (rows `ws` bytes apart).
+template <class F, class A, class Dot, int MR, int NT>
+void micro(const uint8_t* w, size_t ws, const uint8_t* x, size_t xs, int64_t nb, float* y,
+           int64_t ldy) {
+  __m512 acc[MR][NT];
+  __m256 cacc[MR][NT];
+#pragma GCC unroll 2
+  for (int r = 0; r < MR; ++r) {
 #pragma GCC unroll 4
-  for (int t = 0; t < NT; ++t) {
-    acc[t] = _mm512_setzero_ps();
-    cacc[t] = _mm256_setzero_ps();
+    for (int t = 0; t < NT; ++t) {
+      acc[r][t] = _mm512_setzero_ps();
+      cacc[r][t] = _mm256_setzero_ps();
+    }
   }
   for (int64_t b = 0; b < nb; ++b) {
-    KDecoded dw;
-    F::decode(w + b * F::kBytes, dw);
+    KDecoded dw[MR];
+#pragma GCC unroll 2
+    for (int r = 0; r < MR; ++r) F::decode(w + r * ws + b * F::kBytes, dw[r]);
 #pragma GCC unroll 4
     for (int t = 0; t < NT; ++t) {
       const uint8_t* xb = x + t * xs + b * A::kBytes;
@@ -303,37 +308,57 @@ void micro(const uint8_t* w, const uint8_t* x, size_t xs, int64_t nb, float* y, 
 #pragma GCC unroll 2
       for (int p = 0; p < A::kPasses; ++p) {
         const uint8_t* q = xb + A::kQs[p];
-        __m512i isum = _mm512_setzero_si512();
+        __m512i xk[4];
 #pragma GCC unroll 4
-        for (int k = 0; k < 4; ++k) {
-          const __m512i xk = _mm512_loadu_si512(q + 64 * k);
-          isum = F::kUnit ? Dot::unit(isum, dw.u[k], xk) : Dot::scaled(isum, dw.u[k], xk, dw.sc[k]);
-        }
+        for (int k = 0; k < 4; ++k) xk[k] = _mm512_loadu_si512(q + 64 * k);
         const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + A::kBsums[p]));
-        const __m256i csum = _mm256_madd_epi16(dw.corr, bs);
         const float s = dx * A::kScale[p];
-        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(dw.d * s), acc[t]);
-        cacc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(csum), _mm256_set1_ps(dw.dmin * s), cacc[t]);
+#pragma GCC unroll 2
+        for (int r = 0; r < MR; ++r) {
+          __m512i isum = _mm512_setzero_si512();
+#pragma GCC unroll 4
+          for (int k = 0; k < 4; ++k) {
+            isum = F::kUnit ? Dot::unit(isum, dw[r].u[k], xk[k])
+                            : Dot::scaled(isum, dw[r].u[k], xk[k], dw[r].sc[k]);
+          }
+          const __m256i csum = _mm256_madd_epi16(dw[r].corr, bs);
+          acc[r][t] =
+              _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(dw[r].d * s), acc[r][t]);
+          cacc[r][t] =
+              _mm256_fmadd_ps(_mm256_cvtepi32_ps(csum), _mm256_set1_ps(dw[r].dmin * s), cacc[r][t]);
+        }
       }
     }
   }
+#pragma GCC unroll 2
+  for (int r = 0; r < MR; ++r) {
 #pragma GCC unroll 4
-  for (int t = 0; t < NT; ++t) y[t * ldy] = _mm512_reduce_add_ps(acc[t]) + hsum256(cacc[t]);
+    for (int t = 0; t < NT; ++t) {
+      y[t * ldy + r] = _mm512_reduce_add_ps(acc[r][t]) + hsum256(cacc[r][t]);
+    }
+  }
 }
 
-// Rows outer (each row's super-blocks are decoded once per 4 tokens and read
-// as one sequential stream), tokens in micro-tiles of up to 4.
+// Rows outer: each row's super-blocks are decoded once per micro-tile and
+// read as a sequential stream. Decode (T = 1) takes rows in pairs, so the
+// core has two independent chains to overlap and each activation load serves
+// two rows; prefill takes one row x up to 4 tokens (two rows x 4 tokens
+// would not fit the 32 registers).
 template <class F, class A, class Dot>
 void tile(const uint8_t* w, size_t ws, int64_t R, const uint8_t* x, size_t xs, int64_t T, int64_t n,
           float* y, int64_t ldy) {
-  using Micro = void (*)(const uint8_t*, const uint8_t*, size_t, int64_t, float*, int64_t);
-  static constexpr Micro kMicro[4] = {micro<F, A, Dot, 1>, micro<F, A, Dot, 2>, micro<F, A, Dot, 3>,
-                                      micro<F, A, Dot, 4>};
+  using Micro = void (*)(const uint8_t*, size_t, const uint8_t*, size_t, int64_t, float*, int64_t);
+  static constexpr Micro kMicro[4] = {micro<F, A, Dot, 1, 1>, micro<F, A, Dot, 1, 2>,
+                                      micro<F, A, Dot, 1, 3>, micro<F, A, Dot, 1, 4>};
   const int64_t nb = n / kQK;
-  for (int64_t r = 0; r < R; ++r) {
+  int64_t r = 0;
+  if (T == 1) {
+    for (; r + 2 <= R; r += 2) micro<F, A, Dot, 2, 1>(w + r * ws, ws, x, xs, nb, y + r, ldy);
+  }
+  for (; r < R; ++r) {
     for (int64_t t = 0; t < T; t += 4) {
       const int nt = T - t < 4 ? int(T - t) : 4;
-      kMicro[nt - 1](w + r * ws, x + t * xs, xs, nb, y + t * ldy + r, ldy);
+      kMicro[nt - 1](w + r * ws, ws, x + t * xs, xs, nb, y + t * ldy + r, ldy);
     }
   }
 }

@@ -24,7 +24,8 @@ struct KernelRate {
 };
 
 struct MachineProfile {
-  static constexpr int kVersion = 1;
+  // 2: kernels of the k-quant and ternary formats measured too.
+  static constexpr int kVersion = 2;
   int version = kVersion;
   std::string cpu_model;        // /proc/cpuinfo "model name"
   std::string isa;              // kernels::isa_name(active_isa())
