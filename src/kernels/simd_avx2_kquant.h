@@ -192,11 +192,20 @@ inline float hsum8(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+// pf: the next row to read, fetched as this one proceeds (as in
+// simd_avx512_kquant.h), or null.
 template <class F, class A, int NT>
-void micro(const uint8_t* w, const uint8_t* x, size_t xs, int64_t nb, float* y, int64_t ldy) {
+void micro(const uint8_t* w, const uint8_t* pf, const uint8_t* x, size_t xs, int64_t nb, float* y,
+           int64_t ldy) {
   __m256 acc[NT], cacc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = cacc[t] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
+    if (pf != nullptr) {
+      const uint8_t* p = pf + b * F::kBytes;
+      for (int i = 0; i < F::kBytes; i += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(p + i), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(p + F::kBytes - 1), _MM_HINT_T0);
+    }
     KDecoded dw;
     F::decode(w + b * F::kBytes, dw);
 #pragma GCC unroll 2
@@ -228,9 +237,12 @@ void tile(const uint8_t* w, size_t ws, int64_t R, const uint8_t* x, size_t xs, i
           float* y, int64_t ldy) {
   const int64_t nb = n / kQK;
   for (int64_t r = 0; r < R; ++r) {
+    const uint8_t* pf = T == 1 ? w + (r + 1) * ws : nullptr;
     int64_t t = 0;
-    for (; t + 2 <= T; t += 2) micro<F, A, 2>(w + r * ws, x + t * xs, xs, nb, y + t * ldy + r, ldy);
-    if (t < T) micro<F, A, 1>(w + r * ws, x + t * xs, xs, nb, y + t * ldy + r, ldy);
+    for (; t + 2 <= T; t += 2) {
+      micro<F, A, 2>(w + r * ws, nullptr, x + t * xs, xs, nb, y + t * ldy + r, ldy);
+    }
+    if (t < T) micro<F, A, 1>(w + r * ws, pf, x + t * xs, xs, nb, y + t * ldy + r, ldy);
   }
 }
 
