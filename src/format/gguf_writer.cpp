@@ -67,8 +67,8 @@ void Writer::add_tensor(std::string name, TensorType type, std::vector<uint64_t>
   tensors_.push_back({std::move(name), type, std::move(dims), std::move(data), {}, bytes, offset});
 }
 
-void Writer::add_tensor(std::string name, TensorType type, std::vector<uint64_t> dims,
-                        Producer produce) {
+void Writer::add_lazy_tensor(std::string name, TensorType type, std::vector<uint64_t> dims,
+                             Producer produce) {
   const uint64_t bytes = check_tensor(name, type, dims);
   uint64_t offset = (data_bytes_ + alignment_ - 1) / alignment_ * alignment_;
   data_bytes_ = offset + bytes;

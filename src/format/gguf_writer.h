@@ -27,7 +27,8 @@ class Writer {
   // at a time, so writing a large model holds one tensor's bytes, not all of
   // them. The producer must return exactly the tensor's size in bytes.
   using Producer = std::function<std::vector<uint8_t>()>;
-  void add_tensor(std::string name, TensorType type, std::vector<uint64_t> dims, Producer produce);
+  void add_lazy_tensor(std::string name, TensorType type, std::vector<uint64_t> dims,
+                       Producer produce);
   size_t tensor_count() const { return tensors_.size(); }
 
   void write(const std::string& path) const;

@@ -86,6 +86,33 @@ Forward::Forward(const Model& model, WeightStore& store, ThreadPool& pool, Memor
     partial_.resize(size_t(s.n_head) * size_t(kMaxDecodeParts) * size_t(s.head_dim + 2));
   }
   input_.reserve(B, std::max({C, F, Q}), precision_);
+  if (s.rotation.residual) rot_residual_.emplace(C, s.rotation.seed);
+  if (s.rotation.ffn_down) rot_ffn_.emplace(F, s.rotation.seed + 1);
+}
+
+void Forward::rotate_rows(const kernels::HadamardRotation& r, float* x, int64_t T) {
+  const int64_t n = r.size();
+  pool_.parallel_for(T, [&](int64_t t0, int64_t t1, int) {
+    for (int64_t t = t0; t < t1; ++t) r.apply_transposed(x + t * n);
+  });
+}
+
+void Forward::rotated_output_norm(const float* x, int64_t n_out, float* out) {
+  const int64_t C = spec_.n_embd;
+  const kernels::HadamardRotation& r = *rot_residual_;
+  pool_.parallel_for(n_out, [&](int64_t t0, int64_t t1, int) {
+    for (int64_t t = t0; t < t1; ++t) {
+      float* y = out + t * C;
+      const float* xt = x + t * C;
+      double ss = 0;
+      for (int64_t i = 0; i < C; ++i) ss += double(xt[i]) * xt[i];
+      const float scale = float(1.0 / std::sqrt(ss / double(C) + spec_.rms_eps));
+      for (int64_t i = 0; i < C; ++i) y[i] = xt[i] * scale;
+      r.apply(y);
+      for (int64_t i = 0; i < C; ++i) y[i] *= w_.output_norm[size_t(i)];
+      r.apply_transposed(y);
+    }
+  });
 }
 
 void Forward::run(const int32_t* tokens, int64_t T, KvPool& kv, KvPool::SeqId seq, float* logits,
@@ -150,6 +177,7 @@ void Forward::run(const int32_t* tokens, int64_t T, KvPool& kv, KvPool::SeqId se
     kernels::matmul_group(pool_, {{&L.w_gate, gate_.data()}, {&L.w_up, up_.data()}}, input_,
                           precision_);  // (T, F) each
     kernels::swiglu(gate_.data(), up_.data(), T * F);
+    if (rot_ffn_) rotate_rows(*rot_ffn_, gate_.data(), T);
     input_.set(gate_.data(), T, F);
     kernels::matmul_group(pool_, {{&L.w_down, proj_.data()}}, input_, precision_);  // (T, C)
     store_.release_layer(l);
@@ -159,8 +187,13 @@ void Forward::run(const int32_t* tokens, int64_t T, KvPool& kv, KvPool::SeqId se
   // Output head: every position, or only the last.
   const int64_t first = all_logits ? 0 : T - 1;
   const int64_t n_out = T - first;
-  for (int64_t t = first; t < T; ++t) {
-    kernels::rms_norm(x + t * C, w_.output_norm.data(), s.rms_eps, C, xn_.data() + (t - first) * C);
+  if (rot_residual_) {
+    rotated_output_norm(x + first * C, n_out, xn_.data());
+  } else {
+    for (int64_t t = first; t < T; ++t) {
+      kernels::rms_norm(x + t * C, w_.output_norm.data(), s.rms_eps, C,
+                        xn_.data() + (t - first) * C);
+    }
   }
   input_.set(xn_.data(), n_out, C);
   for (int64_t p = 0; p < store_.output_parts(); ++p) {  // (n_out, V), a part of its rows at a time

@@ -10,11 +10,13 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "base/memory_ledger.h"
 #include "base/thread_pool.h"
 #include "kernels/attention.h"
+#include "kernels/hadamard.h"
 #include "kernels/matmul.h"
 #include "model/kv_pool.h"
 #include "model/model.h"
@@ -50,6 +52,12 @@ class Forward {
 
  private:
   void attention(int64_t layer, int64_t T, int64_t pos, const KvPool& kv, KvPool::SeqId seq);
+  // Rows [0, T) of x (n floats each) <- R^T x, across the pool.
+  void rotate_rows(const kernels::HadamardRotation& r, float* x, int64_t T);
+  // The output norm of a rotated residual stream: x' = R_C^T x, so
+  // norm(x) * g = R_C (norm(x') applied in the unrotated basis); the head
+  // then reads R_C^T of that (its weights carry R_C).
+  void rotated_output_norm(const float* x, int64_t n, float* out);
 
   const ModelSpec& spec_;
   const ModelWeights& w_;  // norms and rope factors (the matrices come from store_)
@@ -68,6 +76,7 @@ class Forward {
   std::vector<std::vector<float>> gather_;        // per thread: prefill's grouped queries, outputs
   std::vector<float> scores_;                     // materialized: [n_head][max_batch][max_ctx]
   std::vector<float> partial_;  // flash decode's split-key results: rows, maxima, sums
+  std::optional<kernels::HadamardRotation> rot_residual_, rot_ffn_;  // see ModelSpec::Rotation
 };
 
 }  // namespace memwall

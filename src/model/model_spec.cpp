@@ -1,6 +1,7 @@
 #include "model/model_spec.h"
 
 #include "base/error.h"
+#include "kernels/hadamard.h"
 
 namespace memwall {
 namespace {
@@ -90,6 +91,16 @@ ModelSpec read_model_spec(const gguf::File& f) {
   }
   s.n_vocab = int64_t(embd.ne[1]);
   s.tied_output = f.find_tensor("output.weight") == nullptr;
+  s.rotation.residual = f.get_bool("memwall.rotation.residual", false);
+  s.rotation.ffn_down = f.get_bool("memwall.rotation.ffn_down", false);
+  if (s.rotation.residual || s.rotation.ffn_down) {
+    s.rotation.seed = uint64_t(f.get_int("memwall.rotation.seed"));
+    for (int64_t n : {s.rotation.residual ? s.n_embd : 1, s.rotation.ffn_down ? s.n_ff : 1}) {
+      if (!kernels::HadamardRotation::supported(n)) {
+        fail(f.path(), ": the file is rotated, but width ", n, " has no Hadamard rotation");
+      }
+    }
+  }
   return s;
 }
 

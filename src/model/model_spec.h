@@ -28,6 +28,16 @@ struct ModelSpec {
   float rope_scale = 1.0f;  // linear position scaling factor
   kernels::RopeStyle rope_style = kernels::RopeStyle::kNormal;
   bool tied_output = false;
+  // Written by `memwall quantize --rotate hadamard` (QuaRot-style): the
+  // residual stream is stored rotated by a randomized Hadamard R_C (norm
+  // weights folded into the matrices that read it; the output norm applied
+  // online between R_C and R_C^T), and FFN down's input is rotated online by
+  // R_F^T, with R_F folded into W_down. Seeds make both reproducible.
+  struct Rotation {
+    bool residual = false;
+    bool ffn_down = false;
+    uint64_t seed = 0;
+  } rotation;
 
   int64_t kv_dim() const { return n_head_kv * head_dim; }
   int64_t q_dim() const { return n_head * head_dim; }

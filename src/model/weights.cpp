@@ -60,7 +60,10 @@ ModelWeights bind_weights(const gguf::File& f, const ModelSpec& s) {
     L.w_up = matrix(f, p + "ffn_up.weight", F, C);
     L.w_down = matrix(f, p + "ffn_down.weight", C, F);
   }
-  w.output_norm = vector_f32(f, "output_norm.weight", C);
+  // A rotated file names its output norm differently so that engines which
+  // would not apply it online (llama.cpp) refuse the file instead of
+  // computing nonsense.
+  w.output_norm = vector_f32(f, s.rotation.residual ? kRotatedOutputNorm : "output_norm.weight", C);
   w.output = s.tied_output ? w.token_embd : matrix(f, "output.weight", V, C);
   if (f.find_tensor("rope_freqs.weight")) {
     w.rope_freqs = vector_f32(f, "rope_freqs.weight", s.n_rot / 2);

@@ -30,6 +30,9 @@ struct ModelWeights {
   std::vector<float> rope_freqs;   // [n_rot/2] frequency divisors, or empty
 };
 
+// The output norm's name in a file whose residual stream is rotated.
+inline constexpr const char* kRotatedOutputNorm = "memwall.output_norm.weight";
+
 // Binds every tensor the spec needs, checking names, shapes and formats.
 ModelWeights bind_weights(const gguf::File& file, const ModelSpec& spec);
 

@@ -97,7 +97,7 @@ QuantizeSummary quantize_model(const TensorSource& source, const QuantRecipe& re
     totals.tensors += 1;
     totals.elements += t.elements();
     totals.bytes += bytes;
-    writer.add_tensor(t.name, choice.type, t.dims, [&, i, choice, bytes] {
+    writer.add_lazy_tensor(t.name, choice.type, t.dims, [&, i, choice, bytes] {
       const Clock::time_point t0 = Clock::now();
       std::vector<uint8_t> out(bytes);
       const RowError e = quantize_tensor(source, i, choice.type, out.data(), pool);

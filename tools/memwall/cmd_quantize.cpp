@@ -13,6 +13,7 @@
 #include "quant/gguf_source.h"
 #include "quant/hf_source.h"
 #include "quant/quantize_model.h"
+#include "quant/rotated_source.h"
 
 namespace memwall::tools {
 namespace {
@@ -22,6 +23,8 @@ struct QuantizeOptions {
   std::string output;
   std::string type;
   std::vector<std::string> keep;
+  std::string rotate = "none";
+  uint64_t seed = 1;
   int threads = 0;
   bool json = false;
 };
@@ -58,7 +61,13 @@ int run_quantize(const QuantizeOptions& opt) {
   auto type = tensor_type_from_name(opt.type);
   if (!type) fail("unknown --type '", opt.type, "' (memwall writes ", quant::writable_types(), ")");
   const quant::QuantRecipe recipe(*type, opt.keep);
-  std::unique_ptr<quant::TensorSource> source = open_source(opt.input);
+  if (opt.rotate != "none" && opt.rotate != "hadamard") {
+    fail("--rotate must be none or hadamard, not '", opt.rotate, "'");
+  }
+  std::unique_ptr<quant::TensorSource> input = open_source(opt.input);
+  std::unique_ptr<quant::TensorSource> rotated;
+  if (opt.rotate == "hadamard") rotated = std::make_unique<quant::RotatedSource>(*input, opt.seed);
+  const quant::TensorSource* source = rotated ? rotated.get() : input.get();
   ThreadPool pool(opt.threads > 0 ? opt.threads : ThreadPool::default_threads());
 
   const bool tty = isatty(fileno(stderr));
@@ -97,6 +106,7 @@ int run_quantize(const QuantizeOptions& opt) {
     j["input"] = opt.input;
     j["output"] = opt.output;
     j["recipe"] = recipe.describe();
+    j["rotate"] = opt.rotate;
     j["bytes_in"] = s.bytes_in;
     j["bytes_out"] = s.bytes_out;
     j["file_bytes"] = s.file_bytes;
@@ -131,6 +141,13 @@ const CommandRegistration kQuantize{
                      "PATTERN=TYPE: tensors whose name matches the regular expression PATTERN "
                      "are written as TYPE (repeatable; first match wins), e.g. "
                      "--keep 'token_embd|output\\.weight=q8_0'");
+      sub.add_option("--rotate", opt->rotate,
+                     "none, or hadamard: rotate the residual stream and FFN down's input by "
+                     "randomized Hadamard matrices before quantizing (QuaRot; spreads outlier "
+                     "channels; the file is then memwall-only)")
+          ->capture_default_str();
+      sub.add_option("--seed", opt->seed, "Seed of the rotation's random signs")
+          ->capture_default_str();
       sub.add_option("-t,--threads", opt->threads, "Threads (default: physical cores)");
       sub.add_flag("--json", opt->json, "Print a JSON summary on stdout");
       return [opt] { return run_quantize(*opt); };
