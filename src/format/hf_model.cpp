@@ -39,8 +39,8 @@ struct Config {
     }
     return v->get<uint64_t>();
   }
-  uint64_t required(const char* key) const {
-    auto v = size(key);
+  uint64_t required(const char* key, uint64_t max = uint64_t(1) << 24) const {
+    auto v = size(key, max);
     if (!v) fail(path, ": '", key, "' is missing");
     return *v;
   }
@@ -73,7 +73,7 @@ Hparams read_hparams(const json& j, const std::string& path) {
   Hparams h;
   const json* archs = member(j, "architectures");
   if (!archs || !archs->is_array() || archs->empty() || !(*archs)[0].is_string()) {
-    fail(path, ": 'architectures' is missing (expected [\"LlamaForCausalLM\"])");
+    fail(path, ": 'architectures' is missing or not a list (expected [\"LlamaForCausalLM\"])");
   }
   h.arch = (*archs)[0].get<std::string>();
   if (std::find(std::begin(kArchitectures), std::end(kArchitectures), h.arch) ==
@@ -81,16 +81,18 @@ Hparams read_hparams(const json& j, const std::string& path) {
     fail(path, ": architecture '", h.arch,
          "' is not supported (memwall imports LlamaForCausalLM and MistralForCausalLM)");
   }
-  h.n_embd = c.required("hidden_size");
-  h.n_ff = c.required("intermediate_size");
-  h.n_layer = c.required("num_hidden_layers");
-  h.n_head = c.required("num_attention_heads");
-  h.n_head_kv = c.size("num_key_value_heads").value_or(h.n_head);
+  // Limits far past any real model keep a corrupt config from sizing huge tables.
+  constexpr uint64_t kMaxWidth = uint64_t(1) << 20, kMaxCount = 4096;
+  h.n_embd = c.required("hidden_size", kMaxWidth);
+  h.n_ff = c.required("intermediate_size", kMaxWidth);
+  h.n_layer = c.required("num_hidden_layers", kMaxCount);
+  h.n_head = c.required("num_attention_heads", kMaxCount);
+  h.n_head_kv = c.size("num_key_value_heads", kMaxCount).value_or(h.n_head);
   h.n_vocab = c.required("vocab_size");
   // transformers' defaults for keys a config may leave out.
-  h.n_ctx =
-      c.size("max_position_embeddings").value_or(h.arch == "MistralForCausalLM" ? 131072 : 2048);
-  if (auto d = c.size("head_dim")) {
+  h.n_ctx = c.size("max_position_embeddings", UINT32_MAX)
+                .value_or(h.arch == "MistralForCausalLM" ? 131072 : 2048);
+  if (auto d = c.size("head_dim", kMaxWidth)) {
     h.head_dim = *d;
     h.explicit_head_dim = true;
   } else {
@@ -233,6 +235,15 @@ std::vector<std::string> shard_names(const std::string& dir,
 }  // namespace
 
 Model Model::open(const std::string& dir) {
+  try {
+    return open_checked(dir);
+  } catch (const json::exception& e) {
+    // A field of a JSON type the checks did not expect: still the user's file at fault.
+    fail(dir, ": unexpected contents in a JSON file: ", e.what());
+  }
+}
+
+Model Model::open_checked(const std::string& dir) {
   Model m;
   m.dir_ = dir;
   const fs::path config_path = fs::path(dir) / "config.json";

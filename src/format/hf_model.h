@@ -49,6 +49,7 @@ class Model {
   const std::vector<std::string>& notes() const { return notes_; }
 
  private:
+  static Model open_checked(const std::string& dir);
   std::string dir_;
   std::vector<std::unique_ptr<safetensors::File>> shards_;  // stable addresses for `src`
   Metadata metadata_;

@@ -402,6 +402,63 @@ def test_llama3_style_tokenizer_json(env, tmp_path, smollm_tokenizer):
         assert [int(x) for x in got] == want, text
 
 
+def test_byte_fallback_tokenizer_json_as_llama_hf_vocab(env, tmp_path):
+    """A SentencePiece-style BPE in tokenizer.json only (byte_fallback, no tokenizer.model):
+    written as gguf-py's LlamaHfVocab writes it -- model "llama", every score -1000, <0xXX>
+    tokens BYTE, the configured special tokens CONTROL, added tokens past the base vocabulary
+    appended (CONTROL if special, else USER_DEFINED)."""
+    pieces = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + \
+        ["\u2581", "h", "e", "l", "o", "\u2581h", "he", "ll", "\u2581he", "\u2581hell", "\u2581hello"]
+    vocab = {p: i for i, p in enumerate(pieces)}
+    merges = ["\u2581 h", "h e", "l l", "\u2581h e", "\u2581he ll", "\u2581hell o"]
+    n = len(pieces)
+    added = [{"id": 0, "content": "<unk>", "special": True}, {"id": 1, "content": "<s>", "special": True},
+             {"id": 2, "content": "</s>", "special": True},
+             {"id": n, "content": "<|im_start|>", "special": True},
+             {"id": n + 1, "content": "<custom>", "special": False}]
+    tok = {"version": "1.0", "added_tokens": added, "normalizer": {"type": "Sequence", "normalizers": [
+               {"type": "Prepend", "prepend": "\u2581"}, {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]},
+           "pre_tokenizer": None,
+           "post_processor": {"type": "TemplateProcessing",
+                              "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+                              "pair": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                                       {"SpecialToken": {"id": "<s>", "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}],
+                              "special_tokens": {}},
+           "decoder": {"type": "Sequence", "decoders": [{"type": "ByteFallback"}, {"type": "Fuse"}]},
+           "model": {"type": "BPE", "dropout": None, "unk_token": "<unk>", "byte_fallback": True,
+                     "fuse_unk": True, "ignore_merges": False, "vocab": vocab, "merges": merges}}
+    cfg = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "add_bos_token": True,
+           "add_eos_token": False, "additional_special_tokens": ["<|im_start|>"]}
+    c = tiny_config(vocab_size=n + 2)
+    d = write_model_dir(tmp_path / "hfft", tiny_weights(c), c, "F32", 1,
+                        {"tokenizer.json": json.dumps(tok), "tokenizer_config.json": json.dumps(cfg)})
+    out = tmp_path / "hfft.gguf"
+    import_dir(env, d, out)
+    md = fields(out)
+    assert md["tokenizer.ggml.model"] == "llama" and md["tokenizer.ggml.pre"] == "default"
+    assert md["tokenizer.ggml.tokens"] == pieces + ["<|im_start|>", "<custom>"]
+    assert md["tokenizer.ggml.scores"] == [-1000.0] * (n + 2)
+    assert md["tokenizer.ggml.token_type"] == [3, 3, 3] + [6] * 256 + [1] * 11 + [3, 4]
+    assert (md["tokenizer.ggml.bos_token_id"], md["tokenizer.ggml.eos_token_id"],
+            md["tokenizer.ggml.unknown_token_id"]) == (1, 2, 0)
+    assert md["tokenizer.ggml.add_bos_token"] is True and md["tokenizer.ggml.add_eos_token"] is False
+    assert md["tokenizer.ggml.add_sep_token"] is False  # the pair template has <s>, not a separator
+    assert run(env, "tokenize", "-m", out, "hello").stdout.split()[0] == "1"
+
+
+def test_mistral_architecture(env, tmp_path, smollm_tokenizer):
+    c = tiny_config(architectures=["MistralForCausalLM"], sliding_window=4096)
+    del c["max_position_embeddings"]
+    d = write_model_dir(tmp_path / "mistral", tiny_weights(c), c, "BF16", 1, smollm_tokenizer)
+    out = tmp_path / "m.gguf"
+    import_dir(env, d, out)
+    md = fields(out)
+    assert md["general.architecture"] == "llama"
+    assert md["llama.context_length"] == 131072  # MistralConfig's default
+    assert len(run(env, "run", "-m", out, "--tokens", "1 2 3", "-n", "3", "--temp", "0",
+                   "--ignore-eos", "--output-ids", "-c", "64").stdout.split()) == 3
+
+
 # --- bad input ----------------------------------------------------------------
 
 def expect_error(env, d, out, message):
@@ -457,3 +514,49 @@ def test_bad_inputs(env, tmp_path, tiny_dir):
 
     (d / "model.safetensors").unlink()
     expect_error(env, d, out, "no model*.safetensors")
+
+
+BAD_VALUES = [None, "x", -1, 1.5, [], {}, 0, 2 ** 70, [1, "a"], {"content": 3}]
+
+
+def test_corrupt_json_files_never_crash(env, tmp_path, tiny_dir):
+    """Every config/tokenizer field swapped for values of other JSON types: the import either
+    succeeds or fails with one `error:` line; nothing crashes."""
+    d, c = tiny_dir
+    out = tmp_path / "o.gguf"
+    files = {name: json.loads((d / name).read_text())
+             for name in ["config.json", "tokenizer_config.json", "tokenizer.json"]}
+    fields_to_break = {
+        "config.json": list(c) + ["rope_scaling", "head_dim", "hidden_act", "_name_or_path"],
+        "tokenizer_config.json": ["bos_token", "eos_token", "pad_token", "chat_template",
+                                  "add_bos_token", "add_prefix_space", "added_tokens_decoder"],
+        "tokenizer.json": ["added_tokens", "normalizer", "pre_tokenizer", "post_processor",
+                           "decoder", "model"],
+    }
+    rng = np.random.default_rng(7)
+    outcomes = {"ok": 0, "error": 0}
+    for name, keys in fields_to_break.items():
+        for key in keys:
+            for value in [BAD_VALUES[i] for i in rng.choice(len(BAD_VALUES), 4, replace=False)]:
+                broken = json.loads(json.dumps(files[name]))
+                broken[key] = value
+                (d / name).write_text(json.dumps(broken))
+                p = run(env, "quantize", d, out, "--type", "f32", check=False)
+                assert p.returncode in (0, 1), (name, key, value, p.returncode, p.stderr[-300:])
+                if p.returncode:
+                    assert p.stderr.startswith("error: ") and p.stderr.count("\n") == 1, p.stderr
+                    outcomes["error"] += 1
+                else:
+                    outcomes["ok"] += 1
+                out.unlink(missing_ok=True)
+            (d / name).write_text(json.dumps(files[name]))
+    for key in ["vocab", "merges"]:
+        for value in [None, [], {}, [[1, 2]], {"a": -1}, "x"]:
+            broken = json.loads(json.dumps(files["tokenizer.json"]))
+            broken["model"][key] = value
+            (d / "tokenizer.json").write_text(json.dumps(broken))
+            p = run(env, "quantize", d, out, "--type", "f32", check=False)
+            assert p.returncode in (0, 1) and (p.returncode == 0 or p.stderr.startswith("error: ")), \
+                (key, value, p.stderr[-300:])
+            out.unlink(missing_ok=True)
+    assert outcomes["error"] > 20
