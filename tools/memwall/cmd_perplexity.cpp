@@ -15,6 +15,8 @@
 // rows) before the next. Nothing is kept per chunk except, with --kl-base,
 // one float per scored token (the KL percentiles) and, with --per-token, its
 // NLL.
+#include <malloc.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -133,6 +135,11 @@ int run_perplexity(const PerplexityOptions& opt) {
   if (opt.threads < 0) fail("-t must be >= 0 (0: physical cores)");
   if (opt.per_token && !opt.json) fail("--per-token needs --json");
   const kernels::Precision precision = parse_precision(opt.precision);
+  // Every window frees its KV blocks and allocates them again. glibc's
+  // dynamic mmap threshold would then serve them from a heap that does not
+  // shrink (measured: peak RSS 8 MiB over the plan after 4 windows of 256);
+  // a fixed threshold keeps buffers this large mmapped and returned.
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 
   // The base's file first: a bad file fails before the model loads.
   std::optional<LogProbReader> base;
@@ -152,6 +159,9 @@ int run_perplexity(const PerplexityOptions& opt) {
     chunks_wanted = h.n_chunks;
   }
 
+  // The text before the model: a missing or empty file fails at once.
+  std::string text = read_text(opt.text_file);
+  if (text.empty()) fail("-f '", opt.text_file, "' is empty");
   const std::string model_path = resolve_model_path(opt.model);
   Engine engine({model_path, opt.memory, opt.threads, precision, /*tokenizer=*/true});
   const ModelSpec& spec = engine.model().spec;
@@ -178,11 +188,10 @@ int run_perplexity(const PerplexityOptions& opt) {
   const bool add_bos = tok.add_bos() && tok.bos_id() >= 0;
   std::vector<int32_t> tokens;
   {
-    const std::string text = read_text(opt.text_file);
-    if (text.empty()) fail("-f '", opt.text_file, "' is empty");
     if (add_bos) tokens.push_back(tok.bos_id());
     const std::vector<int32_t> body = tok.encode(text, /*add_special=*/false, false);
     tokens.insert(tokens.end(), body.begin(), body.end());
+    text = std::string();  // freed before planning
   }
   const int64_t n_tokens = int64_t(tokens.size());
   if (n_tokens < 2 * ctx) {
@@ -218,6 +227,33 @@ int run_perplexity(const PerplexityOptions& opt) {
   }
   const int64_t first = ctx / 2, scored = ctx - 1 - first, n_scored = scored * n_chunks;
   const size_t row_bytes = logprob_row_bytes(V);
+
+  // Opened before planning: an unwritable path fails before any work.
+  std::optional<LogProbWriter> writer;
+  if (!opt.save_logits.empty()) {
+    LogProbHeader h;
+    h.n_vocab = uint32_t(V);
+    h.ctx = uint32_t(ctx);
+    h.n_chunks = uint32_t(n_chunks);
+    h.first = uint32_t(first);
+    h.add_bos = add_bos;
+    h.bos = add_bos ? tok.bos_id() : -1;
+    h.vocab_hash = vocab;
+    h.model = model_path;
+    h.tokens = tokens;
+    const uint64_t bytes = logprob_file_bytes(h);
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const fs::path dir = fs::absolute(opt.save_logits, ec).parent_path();
+    const fs::space_info space = fs::space(dir, ec);
+    if (!ec && space.available < bytes) {
+      fail("--save-logits '", opt.save_logits, "' needs ", format_bytes(double(bytes)), " but ",
+           dir.string(), " has ", format_bytes(double(space.available)), " free");
+    }
+    std::fprintf(stderr, "perplexity: saving %lld distributions (%s) to %s\n", (long long)n_scored,
+                 format_bytes(double(bytes)).c_str(), opt.save_logits.c_str());
+    writer.emplace(opt.save_logits, h);
+  }
 
   // Buffers per pass of B tokens: their logits, and the rows written or read.
   auto pass_bytes = [&](int64_t B) {
@@ -257,32 +293,7 @@ int run_perplexity(const PerplexityOptions& opt) {
   MemoryLedger::Reservation run_reservation = ledger.reserve(MemCategory::kScratch, run_bytes);
   LedgerBuffer logits_buf(ledger, MemCategory::kScratch, size_t(B * V) * sizeof(float));
   LedgerBuffer save_rows, base_rows;
-  std::optional<LogProbWriter> writer;
-  if (!opt.save_logits.empty()) {
-    LogProbHeader h;
-    h.n_vocab = uint32_t(V);
-    h.ctx = uint32_t(ctx);
-    h.n_chunks = uint32_t(n_chunks);
-    h.first = uint32_t(first);
-    h.add_bos = add_bos;
-    h.bos = add_bos ? tok.bos_id() : -1;
-    h.vocab_hash = vocab;
-    h.model = model_path;
-    h.tokens = tokens;
-    const uint64_t bytes = logprob_file_bytes(h);
-    namespace fs = std::filesystem;
-    std::error_code ec;
-    const fs::path dir = fs::absolute(opt.save_logits, ec).parent_path();
-    const fs::space_info space = fs::space(dir, ec);
-    if (!ec && space.available < bytes) {
-      fail("--save-logits '", opt.save_logits, "' needs ", format_bytes(double(bytes)), " but ",
-           dir.string(), " has ", format_bytes(double(space.available)), " free");
-    }
-    std::fprintf(stderr, "perplexity: saving %lld distributions (%s) to %s\n", (long long)n_scored,
-                 format_bytes(double(bytes)).c_str(), opt.save_logits.c_str());
-    writer.emplace(opt.save_logits, h);
-    save_rows = LedgerBuffer(ledger, MemCategory::kScratch, size_t(B) * row_bytes);
-  }
+  if (writer) save_rows = LedgerBuffer(ledger, MemCategory::kScratch, size_t(B) * row_bytes);
   if (base) base_rows = LedgerBuffer(ledger, MemCategory::kScratch, size_t(B) * row_bytes);
 
   KvPool kv(spec, {chosen.kv, chosen.kv_block, (ctx + chosen.kv_block - 1) / chosen.kv_block},
@@ -305,70 +316,77 @@ int run_perplexity(const PerplexityOptions& opt) {
   std::vector<int32_t> window(static_cast<size_t>(ctx));
   const auto t_start = Clock::now();
 
-  for (int64_t c = 0; c < n_chunks; ++c) {
-    const auto t_chunk = Clock::now();
-    std::copy_n(tokens.begin() + c * ctx, ctx, window.begin());
-    if (add_bos) window[0] = tok.bos_id();
-    const KvPool::SeqId seq = kv.create();  // an empty cache per window
-    for (int64_t p = 0; p < first; p += B) {
-      forward.run(window.data() + p, std::min(B, first - p), kv, seq, logits, false);
-    }
-    for (int64_t p = first; p < ctx - 1; p += B) {
-      const int64_t n = std::min(B, ctx - 1 - p);
-      forward.run(window.data() + p, n, kv, seq, logits, true);
-      if (base) base->read_rows(base_rows.data(), n);
-      // Rows are independent: score them on every thread (fn must not throw).
-      engine.pool().parallel_for(n, [&](int64_t r0, int64_t r1, int) {
-        for (int64_t r = r0; r < r1; ++r) {
-          const float* x = logits + r * V;
-          int32_t am = 0;
-          for (int64_t i = 1; i < V; ++i) {
-            if (x[i] > x[am]) am = int32_t(i);
-          }
-          double sum = 0;
-          for (int64_t i = 0; i < V; ++i) sum += std::exp(double(x[i]) - double(x[am]));
-          const double lse = double(x[am]) + std::log(sum);
-          const int32_t target = window[size_t(p + r + 1)];
-          RowResult& out = rows[size_t(r)];
-          out.nll = lse - double(x[target]);
-          out.argmax = am;
-          if (writer) encode_logprob_row(x, V, lse, am, target, save_rows.data() + r * row_bytes);
-          if (base)
-            out.kl = kl_from_logprob_row(base_rows.data() + r * row_bytes, x, V, lse, &out.base);
-        }
-      });
-      if (writer) writer->write_rows(save_rows.data(), n);
-      for (int64_t r = 0; r < n; ++r) {
-        const RowResult& x = rows[size_t(r)];
-        nll.add(x.nll);
-        if (opt.per_token) per_token.push_back(x.nll);
-        if (!base) continue;
-        if (std::isnan(x.kl)) {
-          fail("--kl-base '", opt.kl_base, "': its row for position ", p + r, " of chunk ", c + 1,
-               " is corrupt");
-        }
-        kls.kl.add(x.kl);
-        kls.values.push_back(float(x.kl));
-        kls.nll.add(x.nll);
-        kls.nll_base.add(x.base.nll);
-        kls.sum_nll_nll_base += x.nll * x.base.nll;
-        kls.same_top += x.argmax == x.base.argmax;
-        const double dp = std::exp(-x.nll) - std::exp(-x.base.nll);
-        kls.p_diff2.add(dp * dp);
-        kls.sum_p_diff4 += dp * dp * dp * dp;
-        kls.max_p_diff = std::max(kls.max_p_diff, std::fabs(dp));
+  // The progress line is open while chunks run: an error (a corrupt base
+  // row) must still print on a line of its own.
+  try {
+    for (int64_t c = 0; c < n_chunks; ++c) {
+      const auto t_chunk = Clock::now();
+      std::copy_n(tokens.begin() + c * ctx, ctx, window.begin());
+      if (add_bos) window[0] = tok.bos_id();
+      const KvPool::SeqId seq = kv.create();  // an empty cache per window
+      for (int64_t p = 0; p < first; p += B) {
+        forward.run(window.data() + p, std::min(B, first - p), kv, seq, logits, false);
       }
+      for (int64_t p = first; p < ctx - 1; p += B) {
+        const int64_t n = std::min(B, ctx - 1 - p);
+        forward.run(window.data() + p, n, kv, seq, logits, true);
+        if (base) base->read_rows(base_rows.data(), n);
+        // Rows are independent: score them on every thread (fn must not throw).
+        engine.pool().parallel_for(n, [&](int64_t r0, int64_t r1, int) {
+          for (int64_t r = r0; r < r1; ++r) {
+            const float* x = logits + r * V;
+            int32_t am = 0;
+            for (int64_t i = 1; i < V; ++i) {
+              if (x[i] > x[am]) am = int32_t(i);
+            }
+            double sum = 0;
+            for (int64_t i = 0; i < V; ++i) sum += std::exp(double(x[i]) - double(x[am]));
+            const double lse = double(x[am]) + std::log(sum);
+            const int32_t target = window[size_t(p + r + 1)];
+            RowResult& out = rows[size_t(r)];
+            out.nll = lse - double(x[target]);
+            out.argmax = am;
+            if (writer) encode_logprob_row(x, V, lse, am, target, save_rows.data() + r * row_bytes);
+            if (base)
+              out.kl = kl_from_logprob_row(base_rows.data() + r * row_bytes, x, V, lse, &out.base);
+          }
+        });
+        if (writer) writer->write_rows(save_rows.data(), n);
+        for (int64_t r = 0; r < n; ++r) {
+          const RowResult& x = rows[size_t(r)];
+          nll.add(x.nll);
+          if (opt.per_token) per_token.push_back(x.nll);
+          if (!base) continue;
+          if (std::isnan(x.kl)) {
+            fail("--kl-base '", opt.kl_base, "': its row for position ", p + r, " of chunk ", c + 1,
+                 " is corrupt");
+          }
+          kls.kl.add(x.kl);
+          kls.values.push_back(float(x.kl));
+          kls.nll.add(x.nll);
+          kls.nll_base.add(x.base.nll);
+          kls.sum_nll_nll_base += x.nll * x.base.nll;
+          kls.same_top += x.argmax == x.base.argmax;
+          const double dp = std::exp(-x.nll) - std::exp(-x.base.nll);
+          kls.p_diff2.add(dp * dp);
+          kls.sum_p_diff4 += dp * dp * dp * dp;
+          kls.max_p_diff = std::max(kls.max_p_diff, std::fabs(dp));
+        }
+      }
+      kv.release(seq);
+      if (writer) writer->end_chunk();
+      if (base) base->end_chunk(c);
+      if (c == 0) {
+        const double s = std::chrono::duration<double>(Clock::now() - t_chunk).count();
+        std::fprintf(stderr, "perplexity: %.2f seconds per pass - ETA %.2f minutes\n", s,
+                     s * double(n_chunks) / 60.0);
+      }
+      std::fprintf(stderr, "[%lld]%.4f,", (long long)(c + 1), std::exp(nll.mean()));
+      std::fflush(stderr);
     }
-    kv.release(seq);
-    if (writer) writer->end_chunk();
-    if (base) base->end_chunk(c);
-    if (c == 0) {
-      const double s = std::chrono::duration<double>(Clock::now() - t_chunk).count();
-      std::fprintf(stderr, "perplexity: %.2f seconds per pass - ETA %.2f minutes\n", s,
-                   s * double(n_chunks) / 60.0);
-    }
-    std::fprintf(stderr, "[%lld]%.4f,", (long long)(c + 1), std::exp(nll.mean()));
-    std::fflush(stderr);
+  } catch (...) {
+    std::fprintf(stderr, "\n");
+    throw;
   }
   std::fprintf(stderr, "\n");
   const double seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
@@ -402,7 +420,7 @@ int run_perplexity(const PerplexityOptions& opt) {
   if (writer) j["saved_logits"] = opt.save_logits;
   if (opt.per_token) j["nll"] = per_token;
 
-  std::string text;
+  std::string out;
   char line[512];
   if (base) {
     // As llama.cpp's --kl-divergence: the two log-perplexities are
@@ -455,28 +473,28 @@ int run_perplexity(const PerplexityOptions& opt) {
     j["kl_divergence"] = k;
     std::snprintf(line, sizeof line, "KLD (base || this) = %.6f +/- %.6f\n", kls.kl.mean(),
                   kls.kl.stderr_of_mean());
-    text += line;
+    out += line;
     std::snprintf(line, sizeof line,
                   "KLD max %.6f | 99.9%% %.6f | 99%% %.6f | 95%% %.6f | median %.6f\n", v.back(),
                   percentile(v, 0.999), percentile(v, 0.99), percentile(v, 0.95), median);
-    text += line;
+    out += line;
     std::snprintf(line, sizeof line, "same top token = %.3f%% +/- %.3f%%  (RMS delta p %.3f%%)\n",
                   100 * top, 100 * top_err, 100 * rms_dp);
-    text += line;
+    out += line;
     std::snprintf(line, sizeof line, "PPL(base) = %.4f +/- %.5f\n", ppl_base, ppl_base_err);
-    text += line;
+    out += line;
     std::snprintf(line, sizeof line,
                   "PPL/PPL(base) = %.6f +/- %.6f | PPL-PPL(base) = %.6f +/- %.6f\n", ratio,
                   ratio_err, diff, diff_err);
-    text += line;
+    out += line;
   }
   std::snprintf(line, sizeof line, "PPL = %.4f +/- %.5f\n", ppl, ppl_err);
-  text += line;
+  out += line;
 
   if (opt.json) {
     std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
-    std::fputs(text.c_str(), stdout);
+    std::fputs(out.c_str(), stdout);
   }
   std::fflush(stdout);
   engine.finish(evaluated / std::max(seconds, 1e-9), 0);

@@ -208,7 +208,7 @@ LogProbReader::LogProbReader(const std::string& path) : path_(path), checksum_(0
     bad("ctx ", h.ctx, ", first scored position ", h.first);
   }
   if (h.n_chunks < 1 || uint64_t(h.n_chunks) * h.ctx > (1ull << 31)) bad(h.n_chunks, " chunks");
-  if (add_bos > 1 || h.bos < -1 || h.bos >= int32_t(h.n_vocab) || (add_bos && h.bos < 0)) {
+  if (add_bos > 1 || h.bos < -1 || h.bos >= int32_t(h.n_vocab) || (add_bos == 1) != (h.bos >= 0)) {
     bad("BOS flag ", add_bos, ", BOS id ", h.bos);
   }
   if (name_len > kMaxName) bad("model name of ", name_len, " bytes");
