@@ -20,6 +20,8 @@ struct BlockQ3G64 {
 };
 static_assert(sizeof(BlockQ3G64) == 28);
 
+// As q2_g64's search, around 7 / range: relative RMS 0.167 on N(0, 1) (0.170
+// without the refits).
 constexpr lowbit::AsymSearch kSearch{7, -1.0f, 0.1f, 20, 2};
 
 int code(const BlockQ3G64& b, int i) {

@@ -5,6 +5,7 @@
 #include <iterator>
 
 #include "kernels/kquant_kernels.h"
+#include "kernels/lowbit_kernels.h"
 #include "kernels/simd_kernels.h"
 
 namespace memwall::kernels {
@@ -31,6 +32,10 @@ const GemmKernel* const kRegistry[] = {
 const GemmKernel* const kKQuantRegistry[] = {kGemmKQuantScalar, kGemmKQuantAvx2, kGemmKQuantAvx512,
                                              kGemmKQuantAvx512Vnni};
 
+// nf4, nf4_dq, q2_g64, q3_g64: kLowbitKernels per target.
+const GemmKernel* const kLowbitRegistry[] = {kGemmLowbitScalar, kGemmLowbitAvx2,
+                                             kGemmLowbitAvx512Vnni};
+
 }  // namespace
 
 const GemmKernel* find_gemm_kernel(TensorType type, Isa isa, WeightLayout layout,
@@ -47,6 +52,9 @@ const GemmKernel* find_gemm_kernel(TensorType type, Isa isa, WeightLayout layout
   for (const GemmKernel* k : kRegistry) consider(k);
   for (const GemmKernel* family : kKQuantRegistry) {
     for (int i = 0; i < kKQuantKernels; ++i) consider(&family[i]);
+  }
+  for (const GemmKernel* family : kLowbitRegistry) {
+    for (int i = 0; i < kLowbitKernels; ++i) consider(&family[i]);
   }
   return best;
 }

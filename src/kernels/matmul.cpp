@@ -137,6 +137,11 @@ void matmul_group(ThreadPool& pool, const std::vector<MatmulOutput>& group, Matm
         p.kernel = find_gemm_kernel(w.type, isa, WeightLayout::kRows,
                                     fast ? ActivationKind::kQ16K : ActivationKind::kQ8K);
       }
+      // nf4, nf4_dq, q2_g64, q3_g64: row kernels with BlockQ16x (kInt8 found
+      // their BlockQ8x ones above).
+      if (p.kernel == nullptr && fast) {
+        p.kernel = find_gemm_kernel(w.type, isa, WeightLayout::kRows, ActivationKind::kQ16);
+      }
     }
     if (p.kernel) need[static_cast<int>(p.kernel->activation)] = true;
   }

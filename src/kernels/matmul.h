@@ -25,6 +25,8 @@ namespace memwall::kernels {
 //                                         the kExact path)
 //   q4_K, q5_K, q6_K,    codec, f32 x     row kernel, Q16K        row kernel, Q8K
 //   tq1_0, tq2_0                          (every target)          (every target)
+//   nf4, nf4_dq,         codec, f32 x     row kernel, Q16x        row kernel, Q8x
+//   q2_g64, q3_g64                        (every target)          (every target)
 //
 // Q16x/Q8x scale each 32 activations; Q16K/Q8K each 256 (activations_k.h),
 // since a k-quant super-block is 256 weights: 16-bit values keep relative

@@ -35,6 +35,8 @@ TensorType fallback(TensorType type) {
       return first_writable({TensorType::Q5_1, TensorType::Q8_0});
     case TensorType::Q6_K:
       return TensorType::Q8_0;
+    case TensorType::NF4_DQ:
+      return TensorType::NF4;
     default:
       return first_writable({TensorType::Q4_0});
   }

@@ -1,0 +1,19 @@
+// nf4, nf4_dq, q2_g64, q3_g64 weights x BlockQ8x / BlockQ16x activations,
+// AVX-512 VNNI (scheme: simd_avx512_lowbit.h).
+#include "kernels/lowbit_kernels.h"
+#include "kernels/simd_avx512_lowbit.h"
+
+namespace memwall::kernels {
+
+const GemmKernel kGemmLowbitAvx512Vnni[kLowbitKernels] = {
+    lowbit_kernel<FormatNf4, ActQ8>(TensorType::NF4, Isa::kAvx512Vnni),
+    lowbit_kernel<FormatNf4, ActQ16>(TensorType::NF4, Isa::kAvx512Vnni),
+    lowbit_kernel<FormatNf4Dq, ActQ8>(TensorType::NF4_DQ, Isa::kAvx512Vnni),
+    lowbit_kernel<FormatNf4Dq, ActQ16>(TensorType::NF4_DQ, Isa::kAvx512Vnni),
+    lowbit_kernel<FormatGroup<false>, ActQ8>(TensorType::Q2_G64, Isa::kAvx512Vnni),
+    lowbit_kernel<FormatGroup<false>, ActQ16>(TensorType::Q2_G64, Isa::kAvx512Vnni),
+    lowbit_kernel<FormatGroup<true>, ActQ8>(TensorType::Q3_G64, Isa::kAvx512Vnni),
+    lowbit_kernel<FormatGroup<true>, ActQ16>(TensorType::Q3_G64, Isa::kAvx512Vnni),
+};
+
+}  // namespace memwall::kernels
