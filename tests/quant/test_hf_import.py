@@ -283,6 +283,25 @@ TEXTS = [
 ]
 
 
+
+def test_llama_cpp_reads_the_import_as_the_converters_file(base, imported):
+    """llama.cpp loads the imported file and computes exactly the logits it computes from the
+    converter's (decoded) file, and tokenizes text the same way."""
+    import llama_cpp
+    _, out = imported
+
+    def load(path):
+        return llama_cpp.Llama(model_path=str(path), n_ctx=64, n_threads=2, logits_all=True,
+                               verbose=False)
+
+    text = TEXTS[0].encode()
+    want, got = load(base), load(out)
+    ids = want.tokenize(text, add_bos=False, special=True)
+    assert got.tokenize(text, add_bos=False, special=True) == ids
+    want.eval(ids[:12])
+    got.eval(ids[:12])
+    assert np.array_equal(np.array(want.scores[:12]), np.array(got.scores[:12]))
+
 @pytest.mark.parametrize("text", TEXTS)
 def test_tokenize_equals_hf_tokenizers(env, imported, text):
     from tokenizers import Tokenizer
