@@ -197,8 +197,7 @@ int run_perplexity(const PerplexityOptions& opt) {
   if (n_tokens < 2 * ctx) {
     fail("-f '", opt.text_file, "' tokenizes to ", n_tokens, " tokens; --ctx ", ctx,
          " needs at least ", 2 * ctx,
-         " (2 x ctx, as llama.cpp): give a longer text or a "
-         "smaller --ctx");
+         " (2 x ctx, as llama.cpp): give a longer text or a smaller --ctx");
   }
   const int64_t max_chunks = n_tokens / ctx;
   int64_t n_chunks = chunks_wanted ? std::min(chunks_wanted, max_chunks) : max_chunks;
@@ -527,11 +526,13 @@ const CommandRegistration kPerplexity{
                    "With --json: every scored token's NLL (\"nll\", in order)");
       sub.add_option("--save-logits", opt->save_logits,
                      "Write this (base) model's distributions at every scored position to FILE "
-                     "(12 + 2 x vocab bytes per scored token; for --kl-base)");
+                     "(12 + 2 x vocab bytes per scored token; for --kl-base)")
+          ->type_name("FILE");
       sub.add_option("--kl-base", opt->kl_base,
                      "Compare with a base model's --save-logits FILE: KL-divergence (base || "
                      "this), top-1 agreement, both perplexities; --ctx and --chunks default to "
-                     "the file's, the text must be the same");
+                     "the file's, the text must be the same")
+          ->type_name("FILE");
       add_memory_flags(sub, opt->memory);
       return [opt] { return run_perplexity(*opt); };
     }};
