@@ -28,7 +28,7 @@ void quantize_weighted(const float* src, void* dst, int64_t n, const float* impo
   for (int64_t b = 0; b < n / kGroup; ++b) {
     BlockQ2G64& y = blocks[b];
     lowbit::asym_group(kSearch, src + b * kGroup, importance ? importance + b * kGroup : nullptr,
-                       kGroup, y.d, y.m, q);
+                       y.d, y.m, q);
     for (int j = 0; j < 16; ++j) {
       y.qs[j] = uint8_t(q[j] | q[j + 16] << 2 | q[j + 32] << 4 | q[j + 48] << 6);
     }

@@ -8,10 +8,10 @@
 namespace memwall::kernels {
 
 const GemmKernel kGemmLowbitAvx2[kLowbitKernels] = {
-    lowbit_kernel<FormatNf4, ActQ8>(TensorType::NF4, Isa::kAvx2),
-    lowbit_kernel<FormatNf4, ActQ16>(TensorType::NF4, Isa::kAvx2),
-    lowbit_kernel<FormatNf4Dq, ActQ8>(TensorType::NF4_DQ, Isa::kAvx2),
-    lowbit_kernel<FormatNf4Dq, ActQ16>(TensorType::NF4_DQ, Isa::kAvx2),
+    lowbit_kernel<Nf4Bytes<Nf4Layout>, ActQ8>(TensorType::NF4, Isa::kAvx2),
+    lowbit_kernel<Nf4Words<Nf4Layout>, ActQ16Words>(TensorType::NF4, Isa::kAvx2),
+    lowbit_kernel<Nf4Bytes<Nf4DqLayout>, ActQ8>(TensorType::NF4_DQ, Isa::kAvx2),
+    lowbit_kernel<Nf4Words<Nf4DqLayout>, ActQ16Words>(TensorType::NF4_DQ, Isa::kAvx2),
     lowbit_kernel<FormatGroup<false>, ActQ8>(TensorType::Q2_G64, Isa::kAvx2),
     lowbit_kernel<FormatGroup<false>, ActQ16>(TensorType::Q2_G64, Isa::kAvx2),
     lowbit_kernel<FormatGroup<true>, ActQ8>(TensorType::Q3_G64, Isa::kAvx2),

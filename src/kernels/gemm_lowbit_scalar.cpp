@@ -19,11 +19,13 @@ float f16_at(const uint8_t* p) {
 }
 
 // nf4 and nf4_dq: 32 index bytes (byte j: weight j low nibble, j + 32 high).
-void decode_nf4_codes(const uint8_t* qs, LowbitBlock& o) {
+// Returns 1 / K of the codes used.
+float decode_nf4_codes(const uint8_t* qs, bool wide, LowbitBlock& o) {
   for (int j = 0; j < 32; ++j) {
-    o.c[j] = kNf4Codes[qs[j] & 0x0f];
-    o.c[j + 32] = kNf4Codes[qs[j] >> 4];
+    o.c[j] = wide ? kNf4Codes16[qs[j] & 0x0f] : kNf4Codes[qs[j] & 0x0f];
+    o.c[j + 32] = wide ? kNf4Codes16[qs[j] >> 4] : kNf4Codes[qs[j] >> 4];
   }
+  return wide ? 1.0f / float(kNf4Wide) : 1.0f / 127.0f;
 }
 
 // q2_g64 / q3_g64: bits 2k..2k+1 of ql[j] = weight 16k + j; q3's bit i of
@@ -32,7 +34,7 @@ void decode_group(const uint8_t* b, bool three_bits, LowbitBlock& o) {
   for (int i = 0; i < 64; ++i) {
     int q = (b[4 + i % 16] >> (2 * (i / 16))) & 3;
     if (three_bits) q |= ((b[20 + i / 8] >> (i % 8)) & 1) << 2;
-    o.c[i] = int8_t(q);
+    o.c[i] = int16_t(q);
   }
   o.a = f16_at(b);
   o.b = f16_at(b + 2);
@@ -41,7 +43,8 @@ void decode_group(const uint8_t* b, bool three_bits, LowbitBlock& o) {
 // Integer sums of one 32-value activation block against 32 codes.
 struct ActQ8 {
   static constexpr size_t kBytes = sizeof(BlockQ8x);
-  static float block(const int8_t* c, float a, float b, const uint8_t* p) {
+  static constexpr bool kWide = false;
+  static float block(const int16_t* c, float a, float b, const uint8_t* p) {
     BlockQ8x x;
     std::memcpy(&x, p, sizeof(x));
     int32_t dot = 0;
@@ -50,16 +53,18 @@ struct ActQ8 {
   }
 };
 
-// 16-bit activations: 256 * dot(hi) + dot(lo), exact in int32 (|.| <= 32 * 127 * 32512).
+// 16-bit activations: 256 * dot(hi) + dot(lo), in int64 (16-bit NF4 codes
+// reach 32 * 16383 * 32512).
 struct ActQ16 {
   static constexpr size_t kBytes = sizeof(BlockQ16x);
-  static float block(const int8_t* c, float a, float b, const uint8_t* p) {
+  static constexpr bool kWide = true;
+  static float block(const int16_t* c, float a, float b, const uint8_t* p) {
     BlockQ16x x;
     std::memcpy(&x, p, sizeof(x));
-    int32_t hi = 0, lo = 0;
+    int64_t hi = 0, lo = 0;
     for (int i = 0; i < 32; ++i) {
-      hi += int32_t(c[i]) * x.hi[i];
-      lo += int32_t(c[i]) * x.lo[i];
+      hi += int64_t(c[i]) * x.hi[i];
+      lo += int64_t(c[i]) * x.lo[i];
     }
     return x.d * (a * float(256 * hi + lo) + b * float(x.sum));
   }
@@ -74,7 +79,7 @@ void tile(const uint8_t* w, size_t ws, int64_t R, const uint8_t* x, size_t xs, i
     for (int64_t t = 0; t < T; ++t) {
       float acc = 0;
       for (int64_t k = 0; k < nb; ++k) {
-        decode_lowbit(kType, w + size_t(r) * ws, k, blk);
+        decode_lowbit(kType, w + size_t(r) * ws, k, blk, A::kWide);
         const uint8_t* xb = x + size_t(t) * xs + size_t(2 * k) * A::kBytes;
         acc += A::block(blk.c, blk.a, blk.b, xb);
         acc += A::block(blk.c + 32, blk.a, blk.b, xb + A::kBytes);
@@ -86,12 +91,11 @@ void tile(const uint8_t* w, size_t ws, int64_t R, const uint8_t* x, size_t xs, i
 
 }  // namespace
 
-bool decode_lowbit(TensorType type, const uint8_t* row, int64_t k, LowbitBlock& out) {
+bool decode_lowbit(TensorType type, const uint8_t* row, int64_t k, LowbitBlock& out, bool wide) {
   switch (type) {
     case TensorType::NF4: {
       const uint8_t* b = row + 34 * k;
-      decode_nf4_codes(b + 2, out);
-      out.a = f16_at(b) * (1.0f / 127.0f);
+      out.a = f16_at(b) * decode_nf4_codes(b + 2, wide, out);
       out.b = 0;
       return true;
     }
@@ -99,8 +103,8 @@ bool decode_lowbit(TensorType type, const uint8_t* row, int64_t k, LowbitBlock& 
       // Super-block {f16 D, u8 s[4], 4 x 32 index bytes}; block k % 4 of it.
       const uint8_t* sb = row + 134 * (k / 4);
       const int i = int(k % 4);
-      decode_nf4_codes(sb + 6 + 32 * i, out);
-      out.a = f16_at(sb) * (float(sb[2 + i]) / 255.0f) * (1.0f / 127.0f);
+      out.a =
+          f16_at(sb) * (float(sb[2 + i]) / 255.0f) * decode_nf4_codes(sb + 6 + 32 * i, wide, out);
       out.b = 0;
       return true;
     }

@@ -120,13 +120,12 @@ double group_error(const float* x, const float* w, const uint8_t* q, float d, fl
   return (e[0] + e[1]) + (e[2] + e[3]);
 }
 
-// The nearest codes for (d, m), into q; returns their error. A function of
-// its own, not a lambda: through captured references every byte stored to q
-// may alias them (char aliasing), which forces reloads in the loop.
-double assign_codes(const float* x, const float* w, int n, int nmax, float d, float m, uint8_t* q) {
+// The nearest codes for (d, m), into q. A function of its own, not a lambda:
+// through captured references every byte stored to q may alias them (char
+// aliasing), which forces reloads in the loop.
+void assign_codes(const float* x, int n, int nmax, float d, float m, uint8_t* q) {
   const float id = 1.0f / d;
   for (int i = 0; i < n; ++i) q[i] = code_of((x[i] - m) * id, nmax);
-  return group_error(x, w, q, d, m, n);
 }
 
 // Weighted least squares of (d, m) for fixed codes; false if degenerate.
@@ -149,8 +148,9 @@ bool fit_group(const float* x, const float* w, const uint8_t* l, int n, float& d
 
 }  // namespace
 
-void asym_group(const AsymSearch& s, const float* x, const float* importance, int n, uint16_t& d,
+void asym_group(const AsymSearch& s, const float* x, const float* importance, uint16_t& d,
                 uint16_t& m, uint8_t* q) {
+  constexpr int n = kGroup;
   float min = x[0], max = x[0];
   for (int i = 1; i < n; ++i) {
     min = std::min(min, x[i]);
@@ -166,7 +166,8 @@ void asym_group(const AsymSearch& s, const float* x, const float* importance, in
     const uint16_t hd = fp32_to_fp16(dd), hm = fp32_to_fp16(mm);
     const float df = fp16_to_fp32(hd), mf = fp16_to_fp32(hm);
     if (!(df > 0) || !std::isfinite(df) || !std::isfinite(mf)) return;
-    const double err = assign_codes(x, w, n, s.nmax, df, mf, cand);
+    assign_codes(x, n, s.nmax, df, mf, cand);
+    const double err = group_error(x, w, cand, df, mf, n);
     if (err < best) {
       best = err;
       d = hd;
@@ -178,7 +179,7 @@ void asym_group(const AsymSearch& s, const float* x, const float* importance, in
   if (importance != nullptr) {
     // The reference answer first, scored with importance: the weighted
     // search only replaces it with something better.
-    asym_group(s, x, nullptr, n, d, m, q);
+    asym_group(s, x, nullptr, d, m, q);
     best = group_error(x, w, q, fp16_to_fp32(d), fp16_to_fp32(m), n);
   } else {
     // Zero scale with m = min always decodes (a constant group needs no more).
@@ -190,9 +191,13 @@ void asym_group(const AsymSearch& s, const float* x, const float* importance, in
   if (!(max > min)) return;
   consider((max - min) / float(s.nmax), min);
   float dd, mm;
+  uint8_t prev[kGroup] = {};
   for (int k = 0; k <= s.nstep; ++k) {
     const float iscale = (float(s.nmax) + s.rmin + s.rdelta * float(k)) / (max - min);
-    assign_codes(x, w, n, s.nmax, 1.0f / iscale, min, L);
+    assign_codes(x, n, s.nmax, 1.0f / iscale, min, L);
+    // Neighbouring scales often choose the same codes, hence the same fit.
+    if (k > 0 && std::equal(L, L + n, prev)) continue;
+    std::copy(L, L + n, prev);
     if (fit_group(x, w, L, n, dd, mm)) consider(dd, mm);
   }
   for (int r = 0; r < s.refine; ++r) {

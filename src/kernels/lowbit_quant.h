@@ -52,8 +52,8 @@ void nf4_block(const float* x, const float* importance, uint16_t& d, uint8_t* id
 // The f16 at or above |v| (so a scale stored in f16 still covers v).
 uint16_t fp16_round_up(float v);
 
-// Asymmetric codes q in [0, nmax] with x ~ d * q + m for one group of n
-// weights (n <= kGroup, a multiple of 4): the plain min/max fit and nstep + 1 candidate inverse
+// Asymmetric codes q in [0, nmax] with x ~ d * q + m for one group of kGroup
+// weights: the plain min/max fit and nstep + 1 candidate inverse
 // scales (nmax + rmin + rdelta * k) / (max - min), each refit by (weighted) least squares, then
 // `refine` rounds of re-choosing codes for the best (d, m) and refitting (llama.cpp's
 // make_qkx2_quants, with m of either sign).
@@ -63,7 +63,7 @@ struct AsymSearch {
   int nstep;
   int refine;
 };
-void asym_group(const AsymSearch& s, const float* x, const float* importance, int n, uint16_t& d,
+void asym_group(const AsymSearch& s, const float* x, const float* importance, uint16_t& d,
                 uint16_t& m, uint8_t* q);
 
 }  // namespace memwall::kernels::lowbit

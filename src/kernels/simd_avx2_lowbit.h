@@ -5,12 +5,12 @@
 //
 // A 64-weight block is two ymm of codes, one per 32-value activation block,
 // so each half's int32 dot is scaled by a * d_x of its own activation block.
-// q2/q3 codes are unsigned (<= 7) and go straight into vpmaddubsw. NF4 codes
-// are signed (a 16-byte vpshufb table, as llama.cpp does for IQ4_NL): the
-// sign moves to the codes and the unsigned operand is |x|, since 16-bit
-// activations' low halves reach -128, whose negation int8 cannot hold but
-// whose absolute value is 128 as an unsigned byte; pairs stay within
-// 2 * 128 * 127.
+// q2/q3 codes are unsigned (<= 7) and go straight into vpmaddubsw. NF4 with
+// 8-bit activations: signed int8 codes from a 16-byte vpshufb table (as
+// llama.cpp does for IQ4_NL). NF4 with 16-bit activations: int16 codes (two
+// vpshufb tables for the low and high bytes, interleaved into words) against
+// the activations rebuilt as int16 words the same way, through vpmaddwd, as
+// simd_avx512_lowbit.h does with vpdpwssd.
 #pragma once
 
 #include <cstddef>
@@ -25,47 +25,116 @@
 namespace memwall::kernels {
 namespace {
 
-inline float load_f16(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return _cvtsh_ss(h);
-}
-
 inline __m256i load32(const uint8_t* p) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
 }
 
-struct Codes {
-  __m256i u[2];  // weights 0..31, 32..63
-};
-
-// nf4 / nf4_dq: 32 index bytes -> signed codes in weight order.
-inline Codes nf4_codes(const uint8_t* qs) {
-  const __m256i lut =
-      _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kNf4Codes)));
-  const __m256i z = load32(qs), m = _mm256_set1_epi8(0x0f);
-  return {{_mm256_shuffle_epi8(lut, _mm256_and_si256(z, m)),
-           _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(z, 4), m))}};
+// The f16 at p in every lane.
+inline __m256 broadcast_f16(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _mm256_cvtph_ps(_mm_set1_epi16(short(h)));
 }
 
-struct FormatNf4 {
-  static constexpr bool kSigned = true;
-  static void load(const uint8_t* row, int64_t k, Codes& c, float& a, float& b) {
-    const uint8_t* p = row + 34 * k;
-    c = nf4_codes(p + 2);
-    a = load_f16(p) * (1.0f / 127.0f);
-    b = 0;
+struct Table16 {
+  uint8_t v[16];
+};
+
+inline __m256i broadcast_table(const Table16& t) {
+  return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t.v)));
+}
+
+// Byte codes of a block: ymm h holds weights 32h .. 32h + 31.
+struct Bytes {
+  __m256i u[2];
+};
+// Word codes: half h's bytes 0..7 of each 128-bit lane as words in lo[h],
+// bytes 8..15 in hi[h] (vpunpck order).
+struct Words {
+  __m256i lo[2], hi[2];
+};
+
+// nf4 / nf4_dq: half h's 32 indices are the low (h = 0) or high nibbles.
+inline void nf4_indices(const uint8_t* qs, __m256i (&idx)[2]) {
+  const __m256i z = load32(qs), m = _mm256_set1_epi8(0x0f);
+  idx[0] = _mm256_and_si256(z, m);
+  idx[1] = _mm256_and_si256(_mm256_srli_epi16(z, 4), m);
+}
+
+// Where nf4 and nf4_dq keep block k's indices and its scale over kFold.
+struct Nf4Layout {
+  static constexpr float kFold = 1.0f;
+  static const uint8_t* qs(const uint8_t* row, int64_t k) { return row + 34 * k + 2; }
+  static __m256 scale(const uint8_t* row, int64_t k) { return broadcast_f16(row + 34 * k); }
+};
+// d_k = D * s_k / 255.
+struct Nf4DqLayout {
+  static constexpr float kFold = 1.0f / 255.0f;
+  static const uint8_t* qs(const uint8_t* row, int64_t k) {
+    return row + 134 * (k / 4) + 6 + 32 * (k % 4);
+  }
+  static __m256 scale(const uint8_t* row, int64_t k) {
+    const uint8_t* sb = row + 134 * (k / 4);
+    return _mm256_mul_ps(broadcast_f16(sb), _mm256_set1_ps(float(sb[2 + k % 4])));
   }
 };
 
-struct FormatNf4Dq {
-  static constexpr bool kSigned = true;
-  static void load(const uint8_t* row, int64_t k, Codes& c, float& a, float& b) {
-    const uint8_t* sb = row + 134 * (k / 4);
-    const int i = int(k % 4);
-    c = nf4_codes(sb + 6 + 32 * i);
-    a = load_f16(sb) * (float(sb[2 + i]) / 255.0f) * (1.0f / 127.0f);
-    b = 0;
+// Formats provide W weights(row, k), scale(row, k) = a / kFold in every lane
+// (kFold rides on the activation scales) and, with kMin, min(row, k) = b.
+// kSigned: byte codes are signed (the dot moves their sign to x).
+
+// NF4 as signed bytes kNf4Codes (8-bit activations).
+template <class L>
+struct Nf4Bytes : L {
+  using W = Bytes;
+  static constexpr float kFold = L::kFold / 127.0f;
+  static constexpr bool kSigned = true, kMin = false;
+  static W weights(const uint8_t* row, int64_t k) {
+    static constexpr Table16 kTable = [] {
+      Table16 t{};
+      for (int i = 0; i < 16; ++i) t.v[i] = uint8_t(kNf4Codes[i]);
+      return t;
+    }();
+    __m256i idx[2];
+    nf4_indices(L::qs(row, k), idx);
+    const __m256i lut = broadcast_table(kTable);
+    return {{_mm256_shuffle_epi8(lut, idx[0]), _mm256_shuffle_epi8(lut, idx[1])}};
+  }
+  static __m256 min(const uint8_t*, int64_t) { return _mm256_setzero_ps(); }
+};
+
+// NF4 as int16 kNf4Codes16 (16-bit activations): each code's low and high
+// byte from two tables, interleaved into words.
+template <class L>
+struct Nf4Words : L {
+  using W = Words;
+  static constexpr float kFold = L::kFold / float(kNf4Wide);
+  static constexpr bool kSigned = false, kMin = false;
+  static W weights(const uint8_t* row, int64_t k) {
+    static constexpr Table16 kLow = [] {
+      Table16 t{};
+      for (int i = 0; i < 16; ++i) t.v[i] = uint8_t(uint16_t(kNf4Codes16[i]) & 0xff);
+      return t;
+    }();
+    static constexpr Table16 kHigh = [] {
+      Table16 t{};
+      for (int i = 0; i < 16; ++i) t.v[i] = uint8_t(uint16_t(kNf4Codes16[i]) >> 8);
+      return t;
+    }();
+    __m256i idx[2];
+    nf4_indices(L::qs(row, k), idx);
+    const __m256i tl = broadcast_table(kLow), th = broadcast_table(kHigh);
+    W w;
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h) {
+      const __m256i lo = _mm256_shuffle_epi8(tl, idx[h]), hi = _mm256_shuffle_epi8(th, idx[h]);
+      w.lo[h] = _mm256_unpacklo_epi8(lo, hi);
+      w.hi[h] = _mm256_unpackhi_epi8(lo, hi);
+    }
+    return w;
+  }
+  static __m256 min(const uint8_t*, int64_t) {
+    return _mm256_setzero_ps();
   }
 };
 
@@ -83,12 +152,16 @@ inline __m256i expand_bits(uint32_t bits) {
 // shifted to the bits of its 16 weights (ymm 0: shifts 0, 2; ymm 1: 4, 6).
 template <bool kThree>
 struct FormatGroup {
-  static constexpr bool kSigned = false;
-  static void load(const uint8_t* row, int64_t k, Codes& c, float& a, float& b) {
-    const uint8_t* p = row + (kThree ? 28 : 20) * k;
+  using W = Bytes;
+  static constexpr int kBytes = kThree ? 28 : 20;
+  static constexpr float kFold = 1.0f;
+  static constexpr bool kSigned = false, kMin = true;
+  static W weights(const uint8_t* row, int64_t k) {
+    const uint8_t* p = row + kBytes * k;
     const __m256i v =
         _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 4)));
     const __m256i m = _mm256_set1_epi8(3);
+    W c;
     c.u[0] = _mm256_and_si256(_mm256_srlv_epi64(v, _mm256_setr_epi64x(0, 0, 2, 2)), m);
     c.u[1] = _mm256_and_si256(_mm256_srlv_epi64(v, _mm256_setr_epi64x(4, 4, 6, 6)), m);
     if constexpr (kThree) {
@@ -99,76 +172,107 @@ struct FormatGroup {
       c.u[0] = _mm256_add_epi8(c.u[0], _mm256_and_si256(expand_bits(lo), four));
       c.u[1] = _mm256_add_epi8(c.u[1], _mm256_and_si256(expand_bits(hi), four));
     }
-    a = load_f16(p);
-    b = load_f16(p + 2);
+    return c;
   }
+  static __m256 scale(const uint8_t* row, int64_t k) { return broadcast_f16(row + kBytes * k); }
+  static __m256 min(const uint8_t* row, int64_t k) { return broadcast_f16(row + kBytes * k + 2); }
 };
 
-// Codes x one pass of 32 activations -> 8 int32 partial sums.
+// Byte codes x one pass of 32 activations -> 8 int32 partial sums. Signed
+// codes: |x| is the unsigned side (16-bit activations' low halves reach
+// -128, whose negation int8 cannot hold but whose absolute value is 128 as
+// an unsigned byte) and the codes carry x's sign; pairs stay within
+// 2 * 128 * 127.
 template <bool kSigned>
-inline __m256i dot32(__m256i u, __m256i x, __m256i x_abs) {
-  const __m256i p =
-      kSigned ? _mm256_maddubs_epi16(x_abs, _mm256_sign_epi8(u, x)) : _mm256_maddubs_epi16(u, x);
+inline __m256i dot32(__m256i u, __m256i x) {
+  const __m256i p = kSigned ? _mm256_maddubs_epi16(_mm256_abs_epi8(x), _mm256_sign_epi8(u, x))
+                            : _mm256_maddubs_epi16(u, x);
   return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
 
-// One token's activations for one weight block: per half, the 8-bit passes
-// (and their absolute values for signed codes) and d_x; the sum term's lane.
-template <int kPasses>
-struct XBlock {
-  __m256i q[2][kPasses], q_abs[2][kPasses];
-  __m256 dx[2];
-  __m256 sx;  // d_x0 * sum0 + d_x1 * sum1 in lane 0
-};
-
-template <class Block, int kPasses, bool kSigned>
-inline void load_x(const uint8_t* p, const size_t (&offsets)[kPasses], XBlock<kPasses>& x) {
-  float sx = 0;
+// Per half h: d_x(h) * kFold in every lane; sx: d_x0 * sum0 + d_x1 * sum1 in
+// lane 0 (q2/q3's m * sum term).
+template <class F, class Block>
+inline void load_x_scales(const uint8_t* p, __m256 (&dx)[2], __m256& sx) {
+  float s = 0;
 #pragma GCC unroll 2
   for (int h = 0; h < 2; ++h) {
-    const uint8_t* b = p + h * sizeof(Block);
-#pragma GCC unroll 2
-    for (int i = 0; i < kPasses; ++i) {
-      x.q[h][i] = load32(b + offsets[i]);
-      if constexpr (kSigned) x.q_abs[h][i] = _mm256_abs_epi8(x.q[h][i]);
-    }
     float d;
-    int32_t s;
-    std::memcpy(&d, b + offsetof(Block, d), 4);
-    std::memcpy(&s, b + offsetof(Block, sum), 4);
-    x.dx[h] = _mm256_set1_ps(d);
-    sx += d * float(s);
+    int32_t sum;
+    std::memcpy(&d, p + h * sizeof(Block) + offsetof(Block, d), 4);
+    std::memcpy(&sum, p + h * sizeof(Block) + offsetof(Block, sum), 4);
+    dx[h] = _mm256_set1_ps(d * F::kFold);
+    s += d * float(sum);
   }
-  x.sx = _mm256_setr_ps(sx, 0, 0, 0, 0, 0, 0, 0);
+  sx = _mm256_setr_ps(s, 0, 0, 0, 0, 0, 0, 0);
 }
 
+// Activations: A::X holds one token's two activation blocks for one weight
+// block; A::dot(w, x, h) is half h's int32 partial sums.
 struct ActQ8 {
-  static constexpr int kPasses = 1;
   static constexpr size_t kBytes = sizeof(BlockQ8x);
-  static constexpr size_t kOffsets[1] = {offsetof(BlockQ8x, qs)};
-  template <bool kSigned>
-  static void load(const uint8_t* p, XBlock<1>& x) {
-    load_x<BlockQ8x, 1, kSigned>(p, kOffsets, x);
+  struct X {
+    __m256i q[2];
+    __m256 dx[2], sx;
+  };
+  template <class F>
+  static void load(const uint8_t* p, X& x) {
+    for (int h = 0; h < 2; ++h) x.q[h] = load32(p + h * kBytes + offsetof(BlockQ8x, qs));
+    load_x_scales<F, BlockQ8x>(p, x.dx, x.sx);
   }
-  template <bool kSigned>
-  static __m256i dot(__m256i u, const XBlock<1>& x, int h) {
-    return dot32<kSigned>(u, x.q[h][0], x.q_abs[h][0]);
+  template <class F>
+  static __m256i dot(const Bytes& w, const X& x, int h) {
+    return dot32<F::kSigned>(w.u[h], x.q[h]);
   }
 };
 
-// 256 * dot(hi) + dot(lo), exact in int32 (lanes hold 4 products each).
+// 16-bit activations against byte codes: 256 * dot(hi) + dot(lo), exact in
+// int32 (lanes hold 4 products each).
 struct ActQ16 {
-  static constexpr int kPasses = 2;
   static constexpr size_t kBytes = sizeof(BlockQ16x);
-  static constexpr size_t kOffsets[2] = {offsetof(BlockQ16x, hi), offsetof(BlockQ16x, lo)};
-  template <bool kSigned>
-  static void load(const uint8_t* p, XBlock<2>& x) {
-    load_x<BlockQ16x, 2, kSigned>(p, kOffsets, x);
+  struct X {
+    __m256i hi[2], lo[2];
+    __m256 dx[2], sx;
+  };
+  template <class F>
+  static void load(const uint8_t* p, X& x) {
+    for (int h = 0; h < 2; ++h) {
+      x.hi[h] = load32(p + h * kBytes + offsetof(BlockQ16x, hi));
+      x.lo[h] = load32(p + h * kBytes + offsetof(BlockQ16x, lo));
+    }
+    load_x_scales<F, BlockQ16x>(p, x.dx, x.sx);
   }
-  template <bool kSigned>
-  static __m256i dot(__m256i u, const XBlock<2>& x, int h) {
-    const __m256i hi = dot32<kSigned>(u, x.q[h][0], x.q_abs[h][0]);
-    return _mm256_add_epi32(_mm256_slli_epi32(hi, 8), dot32<kSigned>(u, x.q[h][1], x.q_abs[h][1]));
+  template <class F>
+  static __m256i dot(const Bytes& w, const X& x, int h) {
+    return _mm256_add_epi32(_mm256_slli_epi32(dot32<F::kSigned>(w.u[h], x.hi[h]), 8),
+                            dot32<F::kSigned>(w.u[h], x.lo[h]));
+  }
+};
+
+// 16-bit activations as int16 words (interleaved as Words: lo as the low
+// byte, hi less lo's sign bit as the high one, so the word is 256 hi + lo)
+// against int16 NF4 codes: lanes sum 4 products, at most 4 * 16383 * 32512.
+struct ActQ16Words {
+  static constexpr size_t kBytes = sizeof(BlockQ16x);
+  struct X {
+    Words q;
+    __m256 dx[2], sx;
+  };
+  template <class F>
+  static void load(const uint8_t* p, X& x) {
+    for (int h = 0; h < 2; ++h) {
+      const __m256i hi = load32(p + h * kBytes + offsetof(BlockQ16x, hi));
+      const __m256i lo = load32(p + h * kBytes + offsetof(BlockQ16x, lo));
+      const __m256i hi_adj = _mm256_add_epi8(hi, _mm256_cmpgt_epi8(_mm256_setzero_si256(), lo));
+      x.q.lo[h] = _mm256_unpacklo_epi8(lo, hi_adj);
+      x.q.hi[h] = _mm256_unpackhi_epi8(lo, hi_adj);
+    }
+    load_x_scales<F, BlockQ16x>(p, x.dx, x.sx);
+  }
+  template <class F>
+  static __m256i dot(const Words& w, const X& x, int h) {
+    return _mm256_add_epi32(_mm256_madd_epi16(w.lo[h], x.q.lo[h]),
+                            _mm256_madd_epi16(w.hi[h], x.q.hi[h]));
   }
 };
 
@@ -198,25 +302,22 @@ void micro(const uint8_t* w, size_t ws, const uint8_t* pf, const uint8_t* x, siz
       for (size_t b = 0; b < pf_step; b += 64)
         __builtin_prefetch(pf + size_t(k) * pf_step + b, 0, 3);
     }
-    XBlock<A::kPasses> xb[NT];
+    typename A::X xb[NT];
 #pragma GCC unroll 4
-    for (int t = 0; t < NT; ++t) {
-      A::template load<F::kSigned>(x + t * xs + 2 * k * A::kBytes, xb[t]);
-    }
+    for (int t = 0; t < NT; ++t) A::template load<F>(x + t * xs + 2 * k * A::kBytes, xb[t]);
 #pragma GCC unroll 4
     for (int r = 0; r < MR; ++r) {
-      Codes c;
-      float a, b;
-      F::load(w + r * ws, k, c, a, b);
-      const __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b);
+      const typename F::W c = F::weights(w + r * ws, k);
+      const __m256 a = F::scale(w + r * ws, k);
+      const __m256 b = F::min(w + r * ws, k);
 #pragma GCC unroll 4
       for (int t = 0; t < NT; ++t) {
 #pragma GCC unroll 2
         for (int h = 0; h < 2; ++h) {
-          const __m256 isum = _mm256_cvtepi32_ps(A::template dot<F::kSigned>(c.u[h], xb[t], h));
-          acc[r][t] = _mm256_fmadd_ps(isum, _mm256_mul_ps(va, xb[t].dx[h]), acc[r][t]);
+          const __m256 isum = _mm256_cvtepi32_ps(A::template dot<F>(c, xb[t], h));
+          acc[r][t] = _mm256_fmadd_ps(isum, _mm256_mul_ps(a, xb[t].dx[h]), acc[r][t]);
         }
-        acc[r][t] = _mm256_fmadd_ps(vb, xb[t].sx, acc[r][t]);
+        if constexpr (F::kMin) acc[r][t] = _mm256_fmadd_ps(b, xb[t].sx, acc[r][t]);
       }
     }
   }
@@ -256,7 +357,8 @@ void tile(const uint8_t* w, size_t ws, int64_t R, const uint8_t* x, size_t xs, i
 
 template <class F, class A>
 constexpr GemmKernel lowbit_kernel(TensorType type, Isa isa) {
-  return {type, isa, A::kPasses == 1 ? ActivationKind::kQ8 : ActivationKind::kQ16, tile<F, A>};
+  return {type, isa, A::kBytes == sizeof(BlockQ8x) ? ActivationKind::kQ8 : ActivationKind::kQ16,
+          tile<F, A>};
 }
 
 }  // namespace

@@ -5,17 +5,26 @@
 //
 // One zmm holds a whole 64-weight block as unsigned bytes u (weight i in byte
 // i), and one zmm the block's 64 activations (two BlockQ8x halves), so a
-// block's dot is one vpdpbusd (two for 16-bit activations). Int32 lanes 0..7
-// belong to the first activation block and 8..15 to the second, so the
-// result is scaled by a * [d_x0 x 8, d_x1 x 8]; q2/q3's m * sum term is one
-// more FMA into lane 0. Codes: q2/q3 as they are (u = q <= 7); NF4 through a
-// 16-byte vpshufb table of its codes + 128 (vpdpbusd wants unsigned bytes),
-// the offset undone by starting the integer dot at -128 * sum(x). Scales are
-// f16 broadcasts converted in-vector; constant factors (NF4's 1/127) ride on
-// the activation scales, computed once per token and block.
+// block's dot is one vpdpbusd (two for q2/q3 with 16-bit activations). Int32
+// lanes 0..7 belong to the first activation block and 8..15 to the second,
+// so the result is scaled by a * [d_x0 x 8, d_x1 x 8]; q2/q3's m * sum term
+// is one more FMA into lane 0. Codes: q2/q3 as they are (u = q <= 7); NF4
+// with 8-bit activations through a 16-byte vpshufb table of its int8 codes
+// + 128 (vpdpbusd wants unsigned bytes), the offset undone by starting the
+// integer dot at -128 * sum(x).
 //
-// Micro-tiles: decode takes 4 rows x 1 token (each activation block is
-// loaded once for 4 rows), prefill 2 rows x up to 4 tokens.
+// NF4 with 16-bit activations takes int16 codes (kNf4Codes16) and int16
+// activations through vpdpwssd: two vpshufb tables give each code's low and
+// high byte, and vpunpck{l,h}bw interleaves them into words; the
+// activations' halves interleave the same way (lo as the low byte, hi less
+// lo's sign bit as the high one, so the word is 256 * hi + lo), so both
+// sides agree on which 32 words each zmm holds and lanes 0..7 still belong to
+// the first activation block.
+//
+// Scales are f16 broadcasts converted in-vector; constant factors (NF4's
+// 1 / K) ride on the activation scales, computed once per token and block.
+// Micro-tiles: decode takes 4 rows x 1 token (each activation block is loaded
+// once for 4 rows), prefill 2 rows x up to 4 tokens.
 #pragma once
 
 #include <cstddef>
@@ -41,48 +50,87 @@ inline __m512 broadcast_f16(const uint8_t* p) {
   return _mm512_cvtph_ps(_mm256_set1_epi16(short(h)));
 }
 
-// nf4 / nf4_dq: 32 index bytes -> 64 unsigned codes + 128 in weight order
-// (the bytes in both halves, the upper half shifted to its high nibbles).
-inline __m512i nf4_unsigned_codes(const uint8_t* qs) {
-  static constexpr struct Table {
-    uint8_t v[16];
-  } kTable = [] {
-    Table t{};
-    for (int i = 0; i < 16; ++i) t.v[i] = uint8_t(kNf4Codes[i] + 128);
-    return t;
-  }();
-  const __m512i lut =
-      _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kTable.v)));
-  const __m512i z = _mm512_broadcast_i64x4(load32(qs));
-  const __m512i idx = _mm512_and_si512(
-      _mm512_srlv_epi64(z, _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0)), _mm512_set1_epi8(0x0f));
-  return _mm512_shuffle_epi8(lut, idx);
-}
-
-// Formats provide the codes u of block k, its scale a / kFold in every lane
-// (kFold is multiplied into the activation scales once per token instead),
-// and with kMin its minimum b in every lane. kOffset: u = c + 128, undone in
-// integers by the activations' bias (-128 * sum).
-struct FormatNf4 {
-  static constexpr float kFold = 1.0f / 127.0f;
-  static constexpr bool kOffset = true, kMin = false;
-  static __m512i codes(const uint8_t* row, int64_t k) {
-    return nf4_unsigned_codes(row + 34 * k + 2);
-  }
-  static __m512 scale(const uint8_t* row, int64_t k) { return broadcast_f16(row + 34 * k); }
-  static __m512 min(const uint8_t*, int64_t) { return _mm512_setzero_ps(); }
+struct Table16 {
+  uint8_t v[16];
 };
 
-// a = D * s / (255 * 127).
-struct FormatNf4Dq {
-  static constexpr float kFold = float(1.0 / (255.0 * 127.0));
-  static constexpr bool kOffset = true, kMin = false;
-  static __m512i codes(const uint8_t* row, int64_t k) {
-    return nf4_unsigned_codes(row + 134 * (k / 4) + 6 + 32 * (k % 4));
+inline __m512i broadcast_table(const Table16& t) {
+  return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t.v)));
+}
+
+// nf4 / nf4_dq: 32 index bytes -> 64 indices in weight order (the bytes in
+// both halves, the upper half shifted to its high nibbles).
+inline __m512i nf4_indices(const uint8_t* qs) {
+  const __m512i z = _mm512_broadcast_i64x4(load32(qs));
+  return _mm512_and_si512(_mm512_srlv_epi64(z, _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0)),
+                          _mm512_set1_epi8(0x0f));
+}
+
+// Where nf4 and nf4_dq keep block k's indices and its scale over kFold.
+struct Nf4Layout {
+  static constexpr float kFold = 1.0f;
+  static const uint8_t* qs(const uint8_t* row, int64_t k) { return row + 34 * k + 2; }
+  static __m512 scale(const uint8_t* row, int64_t k) { return broadcast_f16(row + 34 * k); }
+};
+// d_k = D * s_k / 255.
+struct Nf4DqLayout {
+  static constexpr float kFold = 1.0f / 255.0f;
+  static const uint8_t* qs(const uint8_t* row, int64_t k) {
+    return row + 134 * (k / 4) + 6 + 32 * (k % 4);
   }
   static __m512 scale(const uint8_t* row, int64_t k) {
     const uint8_t* sb = row + 134 * (k / 4);
     return _mm512_mul_ps(broadcast_f16(sb), _mm512_cvtepi32_ps(_mm512_set1_epi32(sb[2 + k % 4])));
+  }
+};
+
+// Formats provide W weights(row, k): block k's codes; scale(row, k): a /
+// kFold in every lane (kFold is multiplied into the activation scales once
+// per token instead); with kMin, min(row, k): b in every lane. kOffset:
+// byte codes are c + 128, undone by the activations' bias (-128 * sum).
+
+// NF4 as unsigned bytes kNf4Codes + 128 (8-bit activations).
+template <class L>
+struct Nf4Bytes : L {
+  using W = __m512i;
+  static constexpr float kFold = L::kFold / 127.0f;
+  static constexpr bool kOffset = true, kMin = false;
+  static W weights(const uint8_t* row, int64_t k) {
+    static constexpr Table16 kTable = [] {
+      Table16 t{};
+      for (int i = 0; i < 16; ++i) t.v[i] = uint8_t(kNf4Codes[i] + 128);
+      return t;
+    }();
+    return _mm512_shuffle_epi8(broadcast_table(kTable), nf4_indices(L::qs(row, k)));
+  }
+  static __m512 min(const uint8_t*, int64_t) { return _mm512_setzero_ps(); }
+};
+
+// NF4 as int16 kNf4Codes16 (16-bit activations): words of bytes 0..7 of each
+// 128-bit lane in `lo`, of bytes 8..15 in `hi` (vpunpck order).
+struct Words {
+  __m512i lo, hi;
+};
+template <class L>
+struct Nf4Words : L {
+  using W = Words;
+  static constexpr float kFold = L::kFold / float(kNf4Wide);
+  static constexpr bool kOffset = false, kMin = false;
+  static W weights(const uint8_t* row, int64_t k) {
+    static constexpr Table16 kLow = [] {
+      Table16 t{};
+      for (int i = 0; i < 16; ++i) t.v[i] = uint8_t(uint16_t(kNf4Codes16[i]) & 0xff);
+      return t;
+    }();
+    static constexpr Table16 kHigh = [] {
+      Table16 t{};
+      for (int i = 0; i < 16; ++i) t.v[i] = uint8_t(uint16_t(kNf4Codes16[i]) >> 8);
+      return t;
+    }();
+    const __m512i idx = nf4_indices(L::qs(row, k));
+    const __m512i lo = _mm512_shuffle_epi8(broadcast_table(kLow), idx);
+    const __m512i hi = _mm512_shuffle_epi8(broadcast_table(kHigh), idx);
+    return {_mm512_unpacklo_epi8(lo, hi), _mm512_unpackhi_epi8(lo, hi)};
   }
   static __m512 min(const uint8_t*, int64_t) { return _mm512_setzero_ps(); }
 };
@@ -92,10 +140,11 @@ struct FormatNf4Dq {
 // weight 16k + j), and q3's high bits straight from the 64-bit mask.
 template <bool kThree>
 struct FormatGroup {
+  using W = __m512i;
   static constexpr int kBytes = kThree ? 28 : 20;
   static constexpr float kFold = 1.0f;
   static constexpr bool kOffset = false, kMin = true;
-  static __m512i codes(const uint8_t* row, int64_t k) {
+  static W weights(const uint8_t* row, int64_t k) {
     const uint8_t* p = row + kBytes * k;
     const __m512i v =
         _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 4)));
@@ -112,70 +161,107 @@ struct FormatGroup {
   static __m512 min(const uint8_t* row, int64_t k) { return broadcast_f16(row + kBytes * k + 2); }
 };
 
-// One token's two activation blocks for one weight block: the 8-bit values
-// (one or two passes), their scales, and what the formats' minimum or
-// offset needs of their sums.
-template <int kPasses>
-struct XBlock {
-  __m512i q[kPasses];
-  __m512 dx;     // d_x0 * kFold in lanes 0..7, d_x1 * kFold in 8..15
-  __m512 sx;     // kMin: d_x0 * sum0 + d_x1 * sum1 in lane 0, zero elsewhere
-  __m512i bias;  // kOffset: -128 * sum0 in lane 0, -128 * sum1 in lane 8
-};
-
 inline __m512i join(const uint8_t* lo, const uint8_t* hi) {
   return _mm512_inserti64x4(_mm512_castsi256_si512(load32(lo)), load32(hi), 1);
 }
 
-template <class F, class Block, int kPasses>
-inline void load_x_scales(const uint8_t* p, XBlock<kPasses>& x) {
-  float d0, d1;
-  int32_t s0, s1;
+// d_x0 * kFold in lanes 0..7, d_x1 * kFold in 8..15; the two sums.
+template <class F, class Block>
+inline __m512 load_x_scales(const uint8_t* p, int32_t& s0, int32_t& s1, float& d0, float& d1) {
   std::memcpy(&d0, p + offsetof(Block, d), 4);
   std::memcpy(&s0, p + offsetof(Block, sum), 4);
   std::memcpy(&d1, p + sizeof(Block) + offsetof(Block, d), 4);
   std::memcpy(&s1, p + sizeof(Block) + offsetof(Block, sum), 4);
-  x.dx =
-      _mm512_mask_broadcastss_ps(_mm512_set1_ps(d0 * F::kFold), 0xff00, _mm_set_ss(d1 * F::kFold));
-  if constexpr (F::kMin) {
-    x.sx = _mm512_zextps128_ps512(_mm_set_ss(d0 * float(s0) + d1 * float(s1)));
-  }
-  if constexpr (F::kOffset) {
-    x.bias = _mm512_mask_set1_epi32(_mm512_maskz_set1_epi32(0x0001, -128 * s0), 0x0100, -128 * s1);
-  }
+  return _mm512_mask_broadcastss_ps(_mm512_set1_ps(d0 * F::kFold), 0xff00,
+                                    _mm_set_ss(d1 * F::kFold));
 }
 
+// q2/q3's m * sum term: d_x0 * sum0 + d_x1 * sum1 in lane 0, zero elsewhere.
+inline __m512 sum_lane(float d0, int32_t s0, float d1, int32_t s1) {
+  return _mm512_zextps128_ps512(_mm_set_ss(d0 * float(s0) + d1 * float(s1)));
+}
+
+// Activations: A::X holds one token's two activation blocks for one weight
+// block: the values, dx (load_x_scales) and, for the formats that need them,
+// sx (sum_lane) and the offset's bias.
 struct ActQ8 {
-  static constexpr int kPasses = 1;
+  static constexpr bool kWide = false;
   static constexpr size_t kBytes = sizeof(BlockQ8x);
+  struct X {
+    __m512i q;
+    __m512 dx, sx;
+    __m512i bias;  // kOffset: -128 * sum0 in lane 0, -128 * sum1 in lane 8
+  };
   template <class F>
-  static void load(const uint8_t* p, XBlock<1>& x) {
-    x.q[0] = join(p + offsetof(BlockQ8x, qs), p + kBytes + offsetof(BlockQ8x, qs));
-    load_x_scales<F, BlockQ8x>(p, x);
+  static void load(const uint8_t* p, X& x) {
+    x.q = join(p + offsetof(BlockQ8x, qs), p + kBytes + offsetof(BlockQ8x, qs));
+    int32_t s0, s1;
+    float d0, d1;
+    x.dx = load_x_scales<F, BlockQ8x>(p, s0, s1, d0, d1);
+    if constexpr (F::kMin) x.sx = sum_lane(d0, s0, d1, s1);
+    if constexpr (F::kOffset) {
+      x.bias =
+          _mm512_mask_set1_epi32(_mm512_maskz_set1_epi32(0x0001, -128 * s0), 0x0100, -128 * s1);
+    }
   }
   template <class F>
-  static __m512i dot(__m512i u, const XBlock<1>& x) {
-    return _mm512_dpbusd_epi32(F::kOffset ? x.bias : _mm512_setzero_si512(), u, x.q[0]);
+  static __m512i dot(__m512i u, const X& x) {
+    return _mm512_dpbusd_epi32(F::kOffset ? x.bias : _mm512_setzero_si512(), u, x.q);
   }
 };
 
-// 256 * dot(hi) + dot(lo) in int32: each lane's hi dot is at most
-// 4 * 255 * 127, so the shifted sum stays below 2^25; the offset's bias
-// -128 * sum(X) below 2^27.
+// 16-bit activations against byte codes (q2/q3): 256 * dot(hi) + dot(lo) in
+// int32, each lane's hi dot at most 4 * 7 * 127.
 struct ActQ16 {
-  static constexpr int kPasses = 2;
+  static constexpr bool kWide = false;
   static constexpr size_t kBytes = sizeof(BlockQ16x);
+  struct X {
+    __m512i hi, lo;
+    __m512 dx, sx;
+  };
   template <class F>
-  static void load(const uint8_t* p, XBlock<2>& x) {
-    x.q[0] = join(p + offsetof(BlockQ16x, hi), p + kBytes + offsetof(BlockQ16x, hi));
-    x.q[1] = join(p + offsetof(BlockQ16x, lo), p + kBytes + offsetof(BlockQ16x, lo));
-    load_x_scales<F, BlockQ16x>(p, x);
+  static void load(const uint8_t* p, X& x) {
+    static_assert(!F::kOffset);
+    x.hi = join(p + offsetof(BlockQ16x, hi), p + kBytes + offsetof(BlockQ16x, hi));
+    x.lo = join(p + offsetof(BlockQ16x, lo), p + kBytes + offsetof(BlockQ16x, lo));
+    int32_t s0, s1;
+    float d0, d1;
+    x.dx = load_x_scales<F, BlockQ16x>(p, s0, s1, d0, d1);
+    if constexpr (F::kMin) x.sx = sum_lane(d0, s0, d1, s1);
   }
   template <class F>
-  static __m512i dot(__m512i u, const XBlock<2>& x) {
-    __m512i hi = _mm512_slli_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u, x.q[0]), 8);
-    if constexpr (F::kOffset) hi = _mm512_add_epi32(hi, x.bias);
-    return _mm512_dpbusd_epi32(hi, u, x.q[1]);
+  static __m512i dot(__m512i u, const X& x) {
+    const __m512i hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, x.hi);
+    return _mm512_dpbusd_epi32(_mm512_slli_epi32(hi, 8), u, x.lo);
+  }
+};
+
+// 16-bit activations as int16 words against int16 NF4 codes: each int32 lane
+// sums 4 products, at most 4 * 16383 * 32512 < 2^31.
+struct ActQ16Words {
+  static constexpr bool kWide = true;
+  static constexpr size_t kBytes = sizeof(BlockQ16x);
+  struct X {
+    Words q;
+    __m512 dx, sx;
+  };
+  template <class F>
+  static void load(const uint8_t* p, X& x) {
+    const __m512i hi = join(p + offsetof(BlockQ16x, hi), p + kBytes + offsetof(BlockQ16x, hi));
+    const __m512i lo = join(p + offsetof(BlockQ16x, lo), p + kBytes + offsetof(BlockQ16x, lo));
+    // The word (lo as unsigned) + 256 * hi' is 256 * hi + lo when hi' = hi - (lo < 0).
+    const __m512i hi_adj =
+        _mm512_mask_sub_epi8(hi, _mm512_movepi8_mask(lo), hi, _mm512_set1_epi8(1));
+    x.q = {_mm512_unpacklo_epi8(lo, hi_adj), _mm512_unpackhi_epi8(lo, hi_adj)};
+    int32_t s0, s1;
+    float d0, d1;
+    x.dx = load_x_scales<F, BlockQ16x>(p, s0, s1, d0, d1);
+    if constexpr (F::kMin) x.sx = sum_lane(d0, s0, d1, s1);
+  }
+  template <class F>
+  static __m512i dot(const Words& w, const X& x) {
+    return _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(_mm512_setzero_si512(), w.lo, x.q.lo), w.hi,
+                               x.q.hi);
   }
 };
 
@@ -198,12 +284,12 @@ void micro(const uint8_t* w, size_t ws, const uint8_t* pf, const uint8_t* x, siz
       for (size_t b = 0; b < pf_step; b += 64)
         __builtin_prefetch(pf + size_t(k) * pf_step + b, 0, 3);
     }
-    XBlock<A::kPasses> xb[NT];
+    typename A::X xb[NT];
 #pragma GCC unroll 4
     for (int t = 0; t < NT; ++t) A::template load<F>(x + t * xs + 2 * k * A::kBytes, xb[t]);
 #pragma GCC unroll 4
     for (int r = 0; r < MR; ++r) {
-      const __m512i u = F::codes(w + r * ws, k);
+      const typename F::W u = F::weights(w + r * ws, k);
       const __m512 a = F::scale(w + r * ws, k);
       const __m512 b = F::min(w + r * ws, k);
 #pragma GCC unroll 4
@@ -251,7 +337,8 @@ void tile(const uint8_t* w, size_t ws, int64_t R, const uint8_t* x, size_t xs, i
 
 template <class F, class A>
 constexpr GemmKernel lowbit_kernel(TensorType type, Isa isa) {
-  return {type, isa, A::kPasses == 1 ? ActivationKind::kQ8 : ActivationKind::kQ16, tile<F, A>};
+  return {type, isa, A::kBytes == sizeof(BlockQ8x) ? ActivationKind::kQ8 : ActivationKind::kQ16,
+          tile<F, A>};
 }
 
 }  // namespace
