@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "base/fp16.h"
+#include "kernels/kquant_search.h"
 #include "kernels/weight_format.h"
 
 namespace memwall::kernels {
@@ -39,6 +40,27 @@ void quantize(const float* src, void* dst, int64_t n) {
   }
 }
 
+// As llama.cpp's quantize_q4_0 with an importance matrix: per weight, the
+// importance times sqrt(sigma2 + x^2) (sigma2: the row's mean square) weighs
+// the squared error the scale search minimizes.
+void quantize_weighted(const float* src, void* dst, int64_t n, const float* importance) {
+  if (importance == nullptr) return quantize(src, dst, n);
+  auto* blocks = static_cast<BlockQ4_0*>(dst);
+  float sum_x2 = 0;
+  for (int64_t j = 0; j < n; ++j) sum_x2 += src[j] * src[j];
+  const float sigma2 = sum_x2 / float(n);
+  float weight[kBlock];
+  int8_t L[kBlock];
+  for (int64_t b = 0; b < n / kBlock; ++b) {
+    const float* x = src + b * kBlock;
+    const float* qw = importance + b * kBlock;
+    for (int j = 0; j < kBlock; ++j) weight[j] = qw[j] * std::sqrt(sigma2 + x[j] * x[j]);
+    const float d = kquant::make_qx_quants(kBlock, 8, x, L, weight);
+    blocks[b].d = fp32_to_fp16(d);
+    for (int j = 0; j < kBlock / 2; ++j) blocks[b].qs[j] = uint8_t(L[j] | L[j + kBlock / 2] << 4);
+  }
+}
+
 void dequantize(const void* src, float* dst, int64_t n) {
   const auto* blocks = static_cast<const BlockQ4_0*>(src);
   for (int64_t b = 0; b < n / kBlock; ++b) {
@@ -68,7 +90,7 @@ float dot(const void* row, const float* x, int64_t n) {
 }  // namespace
 
 const WeightCodec& codec_q4_0() {
-  static const WeightCodec c{TensorType::Q4_0, quantize, dequantize, dot};
+  static const WeightCodec c{TensorType::Q4_0, quantize, dequantize, dot, quantize_weighted};
   return c;
 }
 

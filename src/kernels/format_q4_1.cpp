@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <cfloat>
 
+#include <cmath>
+
 #include "base/fp16.h"
+#include "kernels/kquant_search.h"
 #include "kernels/weight_format.h"
 
 namespace memwall::kernels {
@@ -35,6 +38,29 @@ void quantize(const float* src, void* dst, int64_t n) {
       int hi = std::min(15, int((x[j + kBlock / 2] - min) * id + 0.5f));
       blocks[b].qs[j] = uint8_t(lo | hi << 4);
     }
+  }
+}
+
+// As llama.cpp's quantize_q4_1 with an importance matrix (see q4_0): the
+// asymmetric search make_qkx3_quants over 37 candidate scales.
+void quantize_weighted(const float* src, void* dst, int64_t n, const float* importance) {
+  if (importance == nullptr) return quantize(src, dst, n);
+  auto* blocks = static_cast<BlockQ4_1*>(dst);
+  float sum_x2 = 0;
+  for (int64_t j = 0; j < n; ++j) sum_x2 += src[j] * src[j];
+  const float sigma2 = sum_x2 / float(n);
+  float weight[kBlock];
+  uint8_t L[kBlock], Laux[kBlock];
+  for (int64_t b = 0; b < n / kBlock; ++b) {
+    const float* x = src + b * kBlock;
+    const float* qw = importance + b * kBlock;
+    for (int j = 0; j < kBlock; ++j) weight[j] = qw[j] * std::sqrt(sigma2 + x[j] * x[j]);
+    float min = 0;
+    const float d =
+        kquant::make_qkx3_quants(kBlock, 15, x, weight, L, &min, Laux, -0.9f, 0.05f, 36);
+    blocks[b].d = fp32_to_fp16(d);
+    blocks[b].m = fp32_to_fp16(-min);
+    for (int j = 0; j < kBlock / 2; ++j) blocks[b].qs[j] = uint8_t(L[j] | L[j + kBlock / 2] << 4);
   }
 }
 
@@ -70,7 +96,7 @@ float dot(const void* row, const float* x, int64_t n) {
 }  // namespace
 
 const WeightCodec& codec_q4_1() {
-  static const WeightCodec c{TensorType::Q4_1, quantize, dequantize, dot};
+  static const WeightCodec c{TensorType::Q4_1, quantize, dequantize, dot, quantize_weighted};
   return c;
 }
 

@@ -90,6 +90,14 @@ Forward::Forward(const Model& model, WeightStore& store, ThreadPool& pool, Memor
   if (s.rotation.ffn_down) rot_ffn_.emplace(F, s.rotation.seed + 1);
 }
 
+void Forward::observe(std::initializer_list<const kernels::MatrixView*> readers, const float* x,
+                      int64_t T, int64_t cols) {
+  if (observer_ == nullptr) return;
+  std::vector<std::string> names;
+  for (const kernels::MatrixView* m : readers) names.push_back(m->name);
+  observer_->observe(names, x, T, cols);
+}
+
 void Forward::rotate_rows(const kernels::HadamardRotation& r, float* x, int64_t T) {
   const int64_t n = r.size();
   pool_.parallel_for(T, [&](int64_t t0, int64_t t1, int) {
@@ -153,6 +161,7 @@ void Forward::run(const int32_t* tokens, int64_t T, KvPool& kv, KvPool::SeqId se
       kernels::rms_norm(x + t * C, N.attn_norm.data(), s.rms_eps, C, xn_.data() + t * C);
     }
     input_.set(xn_.data(), T, C);
+    observe({&L.wq, &L.wk, &L.wv}, xn_.data(), T, C);
     kernels::matmul_group(pool_,
                           {{&L.wq, q_.data()},   // (T, H*D)
                            {&L.wk, k_.data()},   // (T, Hkv*D)
@@ -166,6 +175,7 @@ void Forward::run(const int32_t* tokens, int64_t T, KvPool& kv, KvPool::SeqId se
     }
     attention(l, T, pos, kv, seq);  // att_ (T, H*D)
     input_.set(att_.data(), T, Q);
+    observe({&L.wo}, att_.data(), T, Q);
     kernels::matmul_group(pool_, {{&L.wo, proj_.data()}}, input_, precision_);  // (T, C)
     for (int64_t i = 0; i < T * C; ++i) x[i] += proj_[size_t(i)];
 
@@ -174,11 +184,13 @@ void Forward::run(const int32_t* tokens, int64_t T, KvPool& kv, KvPool::SeqId se
       kernels::rms_norm(x + t * C, N.ffn_norm.data(), s.rms_eps, C, xn_.data() + t * C);
     }
     input_.set(xn_.data(), T, C);
+    observe({&L.w_gate, &L.w_up}, xn_.data(), T, C);
     kernels::matmul_group(pool_, {{&L.w_gate, gate_.data()}, {&L.w_up, up_.data()}}, input_,
                           precision_);  // (T, F) each
     kernels::swiglu(gate_.data(), up_.data(), T * F);
     if (rot_ffn_) rotate_rows(*rot_ffn_, gate_.data(), T);
     input_.set(gate_.data(), T, F);
+    observe({&L.w_down}, gate_.data(), T, F);
     kernels::matmul_group(pool_, {{&L.w_down, proj_.data()}}, input_, precision_);  // (T, C)
     store_.release_layer(l);
     for (int64_t i = 0; i < T * C; ++i) x[i] += proj_[size_t(i)];
@@ -196,6 +208,7 @@ void Forward::run(const int32_t* tokens, int64_t T, KvPool& kv, KvPool::SeqId se
     }
   }
   input_.set(xn_.data(), n_out, C);
+  observe({&w_.output}, xn_.data(), n_out, C);
   for (int64_t p = 0; p < store_.output_parts(); ++p) {  // (n_out, V), a part of its rows at a time
     int64_t first_row = 0;
     const kernels::MatrixView& head = store_.acquire_output(p, &first_row);

@@ -10,7 +10,9 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "base/memory_ledger.h"
@@ -23,6 +25,16 @@
 #include "runtime/weight_store.h"
 
 namespace memwall {
+
+// Sees the input of every matrix product as the matrices read it (after any
+// online rotation): calibration statistics for importance-aware quantization.
+class ActivationObserver {
+ public:
+  virtual ~ActivationObserver() = default;
+  // x: [T x cols], read by every matrix in `readers` (GGUF tensor names).
+  virtual void observe(const std::vector<std::string>& readers, const float* x, int64_t T,
+                       int64_t cols) = 0;
+};
 
 struct AttentionConfig {
   kernels::AttentionKind kind = kernels::AttentionKind::kFlash;
@@ -49,9 +61,13 @@ class Forward {
            bool all_logits);
 
   AttentionConfig attention_config() const { return attention_; }
+  // Null to stop observing. The observer must outlive the runs it sees.
+  void set_observer(ActivationObserver* observer) { observer_ = observer; }
 
  private:
   void attention(int64_t layer, int64_t T, int64_t pos, const KvPool& kv, KvPool::SeqId seq);
+  void observe(std::initializer_list<const kernels::MatrixView*> readers, const float* x, int64_t T,
+               int64_t cols);
   // Rows [0, T) of x (n floats each) <- R^T x, across the pool.
   void rotate_rows(const kernels::HadamardRotation& r, float* x, int64_t T);
   // The output norm of a rotated residual stream: x' = R_C^T x, so
@@ -77,6 +93,7 @@ class Forward {
   std::vector<float> scores_;                     // materialized: [n_head][max_batch][max_ctx]
   std::vector<float> partial_;  // flash decode's split-key results: rows, maxima, sums
   std::optional<kernels::HadamardRotation> rot_residual_, rot_ffn_;  // see ModelSpec::Rotation
+  ActivationObserver* observer_ = nullptr;
 };
 
 }  // namespace memwall

@@ -24,9 +24,9 @@ struct RowError {
 };
 
 // Quantizes tensor `index` into `out` on every thread, a few rows at a time,
-// and measures the error of what was written.
-RowError quantize_tensor(const TensorSource& source, size_t index, TensorType type, uint8_t* out,
-                         ThreadPool& pool) {
+// and measures the error of what was written. importance: cols floats, or null.
+RowError quantize_tensor(const TensorSource& source, size_t index, TensorType type,
+                         const float* importance, uint8_t* out, ThreadPool& pool) {
   const SourceTensor& t = source.tensors()[index];
   const kernels::WeightCodec& codec = kernels::codec_for(type, t.name);
   const uint64_t cols = t.cols(), rows = t.rows(), stride = row_bytes(type, cols);
@@ -45,7 +45,11 @@ RowError quantize_tensor(const TensorSource& source, size_t index, TensorType ty
             for (uint64_t r = r0; r < r1; ++r) {
               const float* x = src.data() + (r - r0) * cols;
               uint8_t* q = out + r * stride;
-              codec.quantize_row(x, q, int64_t(cols));
+              if (importance) {
+                codec.quantize_row_weighted(x, q, int64_t(cols), importance);
+              } else {
+                codec.quantize_row(x, q, int64_t(cols));
+              }
               codec.dequantize_row(q, back.data(), int64_t(cols));
               for (uint64_t c = 0; c < cols; ++c) {
                 const double d = double(back[c]) - x[c];
@@ -100,7 +104,16 @@ QuantizeSummary quantize_model(const TensorSource& source, const QuantRecipe& re
     writer.add_lazy_tensor(t.name, choice.type, t.dims, [&, i, choice, bytes] {
       const Clock::time_point t0 = Clock::now();
       std::vector<uint8_t> out(bytes);
-      const RowError e = quantize_tensor(source, i, choice.type, out.data(), pool);
+      const std::vector<float>* imp =
+          options.importance ? options.importance(tensors[i].name) : nullptr;
+      const kernels::WeightCodec& codec = kernels::codec_for(choice.type, tensors[i].name);
+      const bool weighted = imp != nullptr && codec.quantize_row_weighted != nullptr;
+      if (weighted && imp->size() != tensors[i].cols()) {
+        fail("calibration importance of '", tensors[i].name, "' has ", imp->size(),
+             " columns, the tensor ", tensors[i].cols());
+      }
+      const RowError e = quantize_tensor(source, i, choice.type, weighted ? imp->data() : nullptr,
+                                         out.data(), pool);
       if (tensors[i].dims.size() >= 2) {
         err2 += e.err2;
         ref2 += e.ref2;
@@ -112,6 +125,7 @@ QuantizeSummary quantize_model(const TensorSource& source, const QuantRecipe& re
         r.tensor = &tensors[i];
         r.choice = choice;
         r.bytes_out = bytes;
+        r.weighted = weighted;
         r.rel_rms_error = e.ref2 > 0 ? std::sqrt(e.err2 / e.ref2) : 0;
         r.seconds = seconds_since(t0);
         options.on_tensor(r);

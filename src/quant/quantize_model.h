@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "base/thread_pool.h"
 #include "quant/quant_recipe.h"
@@ -22,6 +23,7 @@ struct TensorReport {
   TensorChoice choice;
   uint64_t bytes_out = 0;
   double rel_rms_error = 0;  // sqrt(sum (w' - w)^2 / sum w^2)
+  bool weighted = false;     // quantized with calibration importance
   double seconds = 0;
 };
 
@@ -43,6 +45,9 @@ struct QuantizeSummary {
 
 struct QuantizeOptions {
   std::function<void(const TensorReport&)> on_tensor;  // after each tensor is written
+  // Importance per input column of a tensor (cols floats), or null: types
+  // with an importance-weighted quantizer use it.
+  std::function<const std::vector<float>*(const std::string& tensor)> importance;
 };
 
 QuantizeSummary quantize_model(const TensorSource& source, const QuantRecipe& recipe,

@@ -99,6 +99,80 @@ def test_quantizer_matches_llama_cpp(env, base, ggml, tmp_path, qtype):
     assert checked >= 200  # every matrix of the model
 
 
+def write_imatrix(path, base_tensors, seed=0):
+    """A random importance matrix in memwall's (llama.cpp-style) GGUF layout; returns the
+    importance the quantizers receive: in_sum2 / counts, in float32."""
+    from gguf import GGUFWriter
+    rng = np.random.default_rng(seed)
+    w = GGUFWriter(str(path), "imatrix")
+    importance = {}
+    for name, t in base_tensors.items():
+        if len(t.shape) < 2:
+            continue
+        cols = int(t.shape[0])
+        sum2 = (rng.lognormal(0, 1.5, cols) * 50).astype(np.float32)
+        w.add_tensor(name + ".in_sum2", sum2)
+        w.add_tensor(name + ".counts", np.array([50], dtype=np.float32))
+        importance[name] = (sum2.astype(np.float64) / 50).astype(np.float32)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return importance
+
+
+def ggml_quantize_weighted(fn, qtype, x, importance):
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    rows, cols = x.shape
+    imp = np.ascontiguousarray(importance, dtype=np.float32)
+    out = np.zeros(rows * cols * 4 + 1024, dtype=np.uint8)
+    n = fn(TYPE_IDS[qtype], x.ctypes.data, out.ctypes.data, 0, rows, cols, imp.ctypes.data)
+    return out[:n]
+
+
+@pytest.mark.parametrize("qtype", ["q4_0", "q4_1", "q4_k"])
+def test_importance_weighted_quantizer_matches_llama_cpp(env, base, ggml, tmp_path, qtype):
+    """With the same importance per column, memwall's weighted quantizers write llama.cpp's bytes
+    (llama.cpp's quantize with an imatrix). q4_k applies to ffn_down (rows of 1536); the other
+    matrices fall back to a 32-weight type, also compared."""
+    ref = tensors(base)
+    importance = write_imatrix(tmp_path / "imatrix.gguf", ref)
+    out = tmp_path / f"{qtype}-imat.gguf"
+    quantize(env, base, out, qtype, "--imatrix", tmp_path / "imatrix.gguf")
+    plain = tmp_path / f"{qtype}.gguf"
+    quantize(env, base, plain, qtype)
+    checked = off_grid = differs_from_plain = 0
+    plain_tensors = tensors(plain)
+    for name, t in tensors(out).items():
+        kind = t.tensor_type.name.lower()
+        if kind not in TYPE_IDS or kind in ("f32", "f16") or name not in importance:
+            continue
+        x = np.asarray(ref[name].data, dtype=np.float32).reshape(-1, int(t.shape[0]))
+        want = ggml_quantize_weighted(ggml, kind, x, importance[name])
+        mine = np.asarray(t.data).reshape(-1).view(np.uint8)
+        diff = np.flatnonzero(mine != want)
+        assert diff.size == 0, f"{name} ({kind}): {diff.size} bytes differ from llama.cpp's"
+        checked += 1
+        # The base was decoded from q4_1, so its q4_1 matrices sit on a q4_1 grid that any
+        # search finds again: only the other types show the importance at work.
+        if kind != "q4_1" and name != "token_embd.weight":
+            off_grid += 1
+            differs_from_plain += not np.array_equal(
+                mine, np.asarray(plain_tensors[name].data).reshape(-1).view(np.uint8))
+    assert checked >= 200
+    assert differs_from_plain >= 0.9 * off_grid  # the importance changed the encoding
+
+
+def test_imatrix_file_errors(env, base, tmp_path):
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 40)
+    p = quantize(env, base, tmp_path / "o.gguf", "q4_0", "--imatrix", bad, check=False)
+    assert p.returncode != 0 and p.stderr.startswith("error: ")
+    both = quantize(env, base, tmp_path / "o.gguf", "q4_0", "--imatrix", bad, "--calib", bad,
+                    check=False)
+    assert both.returncode != 0 and "not both" in both.stderr
+
+
 def greedy_memwall(env, model, ids, n):
     p = subprocess.run([MEMWALL, "run", "-m", str(model), "--tokens", " ".join(map(str, ids)),
                         "-n", str(n), "--temp", "0", "--ignore-eos", "--output-ids",

@@ -9,7 +9,9 @@
 
 #include "base/error.h"
 #include "base/thread_pool.h"
+#include "calibrate.h"
 #include "commands.h"
+#include "quant/activation_stats.h"
 #include "quant/gguf_source.h"
 #include "quant/hf_source.h"
 #include "quant/quantize_model.h"
@@ -25,6 +27,10 @@ struct QuantizeOptions {
   std::vector<std::string> keep;
   std::string rotate = "none";
   uint64_t seed = 1;
+  std::string calib;
+  std::string imatrix, save_imatrix;
+  int64_t calib_ctx = 512;
+  int64_t calib_chunks = 32;
   int threads = 0;
   bool json = false;
 };
@@ -70,17 +76,54 @@ int run_quantize(const QuantizeOptions& opt) {
   const quant::TensorSource* source = rotated ? rotated.get() : input.get();
   ThreadPool pool(opt.threads > 0 ? opt.threads : ThreadPool::default_threads());
 
+  // Calibration runs the model the quantizer will read: the input file as it
+  // is, or (rotated or safetensors input) that model written to a temporary
+  // f32 GGUF first, which the quantizer then reads instead.
+  quant::ActivationStats stats;
+  struct TempFile {
+    std::string path;
+    ~TempFile() {
+      if (!path.empty()) std::remove(path.c_str());
+    }
+  } temp;
+  std::unique_ptr<quant::TensorSource> materialized;
+  if (!opt.imatrix.empty()) {
+    if (!opt.calib.empty()) fail("give --calib or --imatrix, not both");
+    stats = quant::ActivationStats::load(opt.imatrix);
+  }
+  if (!opt.save_imatrix.empty() && opt.calib.empty()) fail("--save-imatrix needs --calib");
+  if (!opt.calib.empty()) {
+    std::string calib_model = opt.input;
+    if (source != input.get() || std::filesystem::is_directory(opt.input)) {
+      temp.path = opt.output + ".calib-f32.gguf";
+      std::fprintf(stderr, "quantize: writing the model in f32 for calibration: %s\n",
+                   temp.path.c_str());
+      quant::quantize_model(*source, quant::QuantRecipe(TensorType::F32, {}), temp.path, pool);
+      materialized = std::make_unique<quant::GgufSource>(temp.path);
+      source = materialized.get();
+      calib_model = temp.path;
+    }
+    const int64_t tokens = run_calibration(
+        {calib_model, opt.calib, opt.calib_ctx, opt.calib_chunks, opt.threads}, stats);
+    std::fprintf(stderr, "quantize: calibrated on %lld tokens of %s (%zu matrices observed)\n",
+                 (long long)tokens, opt.calib.c_str(), stats.tensors());
+    if (!opt.save_imatrix.empty()) stats.save(opt.save_imatrix);
+  }
   const bool tty = isatty(fileno(stderr));
   std::fprintf(stderr, "quantize: %s -> %s as %s (%d threads)\n", opt.input.c_str(),
                opt.output.c_str(), recipe.describe().c_str(), pool.size());
   quant::QuantizeOptions q;
+  if (!opt.calib.empty() || !opt.imatrix.empty()) {
+    q.importance = [&stats](const std::string& name) { return stats.importance(name); };
+  }
   q.on_tensor = [tty](const quant::TensorReport& r) {
     const int width = int(std::to_string(r.count).size());
     std::fprintf(
-        stderr, "%s[%*zu/%zu] %-28s %-14s %5s -> %-6s rel.err %.4f %6.2f s%s",
+        stderr, "%s[%*zu/%zu] %-28s %-14s %5s -> %-6s rel.err %.4f%s %6.2f s%s",
         tty ? "\r\033[K" : "", width, r.index + 1, r.count, r.tensor->name.c_str(),
         shape(*r.tensor).c_str(), std::string(tensor_type_name(r.tensor->type)).c_str(),
-        std::string(tensor_type_name(r.choice.type)).c_str(), r.rel_rms_error, r.seconds,
+        std::string(tensor_type_name(r.choice.type)).c_str(), r.rel_rms_error,
+        r.weighted ? " (imatrix)" : "", r.seconds,
         r.choice.reason.rfind("fallback", 0) == 0 ? ("  (" + r.choice.reason + ")").c_str() : "");
     // On a terminal the line is rewritten in place, except those worth keeping.
     if (!tty || r.choice.reason.rfind("fallback", 0) == 0 || r.index + 1 == r.count) {
@@ -107,6 +150,7 @@ int run_quantize(const QuantizeOptions& opt) {
     j["output"] = opt.output;
     j["recipe"] = recipe.describe();
     j["rotate"] = opt.rotate;
+    j["calibration"] = opt.calib.empty() ? opt.imatrix : opt.calib;
     j["bytes_in"] = s.bytes_in;
     j["bytes_out"] = s.bytes_out;
     j["file_bytes"] = s.file_bytes;
@@ -147,6 +191,19 @@ const CommandRegistration kQuantize{
                      "channels; the file is then memwall-only)")
           ->capture_default_str();
       sub.add_option("--seed", opt->seed, "Seed of the rotation's random signs")
+          ->capture_default_str();
+      sub.add_option("--calib", opt->calib,
+                     "Calibration text: the model is run over it and each matrix's input "
+                     "statistics weigh the quantization error (importance matrix, as llama.cpp's "
+                     "imatrix) for the types that support it");
+      sub.add_option("--imatrix", opt->imatrix,
+                     "Importance matrix file (GGUF: <tensor>.in_sum2 and <tensor>.counts, as "
+                     "--save-imatrix writes) instead of --calib");
+      sub.add_option("--save-imatrix", opt->save_imatrix,
+                     "Write the --calib run's importance matrix to this file");
+      sub.add_option("--calib-ctx", opt->calib_ctx, "Tokens per calibration window")
+          ->capture_default_str();
+      sub.add_option("--calib-chunks", opt->calib_chunks, "Calibration windows at most")
           ->capture_default_str();
       sub.add_option("-t,--threads", opt->threads, "Threads (default: physical cores)");
       sub.add_flag("--json", opt->json, "Print a JSON summary on stdout");
