@@ -54,6 +54,7 @@ bench: build model
 	$(PY) bench/e2e_kernels.py --memwall $(BUILD)/memwall --micro $(BUILD)/memwall_micro
 	$(PY) bench/budget.py --memwall $(BUILD)/memwall
 	$(PY) bench/attention.py --memwall $(BUILD)/memwall --kvbench $(BUILD)/memwall_kv_attention_bench
+	$(PY) bench/quant.py --memwall $(BUILD)/memwall
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')
