@@ -261,6 +261,9 @@ def test_recipe_keep_and_norms(env, base, tmp_path):
     (["--type", "q4_0", "--keep", "token_embd"], "PATTERN=TYPE"),
     (["--type", "q4_0", "--keep", "(=q8_0"], "regular expression"),
     (["--type", "q4_0", "--keep", "x=iq2_xxs"], "cannot write"),
+    (["--type", "q4_0", "--calib", "/nonexistent/text"], "not a readable file"),
+    (["--type", "q4_0", "--save-imatrix", "x.gguf"], "needs --calib"),
+    (["--type", "q4_0", "--rotate", "givens"], "--rotate must be"),
 ])
 def test_bad_flags(env, tmp_path, args, message):
     out = tmp_path / "o.gguf"

@@ -70,6 +70,9 @@ int run_quantize(const QuantizeOptions& opt) {
   if (opt.rotate != "none" && opt.rotate != "hadamard") {
     fail("--rotate must be none or hadamard, not '", opt.rotate, "'");
   }
+  if (!opt.calib.empty() && !std::filesystem::is_regular_file(opt.calib)) {
+    fail("--calib '", opt.calib, "' is not a readable file");  // before any long work
+  }
   std::unique_ptr<quant::TensorSource> input = open_source(opt.input);
   std::unique_ptr<quant::TensorSource> rotated;
   if (opt.rotate == "hadamard") rotated = std::make_unique<quant::RotatedSource>(*input, opt.seed);
