@@ -1,5 +1,6 @@
 #include "quant/quantize_model.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <exception>
@@ -25,8 +26,21 @@ struct RowError {
 
 // Quantizes tensor `index` into `out` on every thread, a few rows at a time,
 // and measures the error of what was written. importance: cols floats, or null.
+// BitNet b1.58's absmean ternary scaling through the absmax quantizer: each
+// 256-weight block clipped to +-mean|w| has absmax mean|w|, so the reference
+// TQ quantizer then stores d = mean|w| and q = round(clip(w / d, -1, 1)).
+void clip_to_absmean(float* x, uint64_t n) {
+  constexpr uint64_t kBlock = 256;
+  for (uint64_t b = 0; b + kBlock <= n; b += kBlock) {
+    double sum = 0;
+    for (uint64_t i = b; i < b + kBlock; ++i) sum += std::fabs(x[i]);
+    const float g = float(sum / kBlock);
+    for (uint64_t i = b; i < b + kBlock; ++i) x[i] = std::clamp(x[i], -g, g);
+  }
+}
+
 RowError quantize_tensor(const TensorSource& source, size_t index, TensorType type,
-                         const float* importance, uint8_t* out, ThreadPool& pool) {
+                         const float* importance, bool absmean, uint8_t* out, ThreadPool& pool) {
   const SourceTensor& t = source.tensors()[index];
   const kernels::WeightCodec& codec = kernels::codec_for(type, t.name);
   const uint64_t cols = t.cols(), rows = t.rows(), stride = row_bytes(type, cols);
@@ -37,7 +51,7 @@ RowError quantize_tensor(const TensorSource& source, size_t index, TensorType ty
       int64_t(rows),
       [&](int64_t begin, int64_t end, int thread) {
         try {
-          std::vector<float> src(kChunkRows * cols), back(cols);
+          std::vector<float> src(kChunkRows * cols), back(cols), clipped;
           RowError& e = errors[size_t(thread)];
           for (uint64_t r0 = uint64_t(begin); r0 < uint64_t(end); r0 += kChunkRows) {
             const uint64_t r1 = std::min<uint64_t>(r0 + kChunkRows, uint64_t(end));
@@ -45,7 +59,11 @@ RowError quantize_tensor(const TensorSource& source, size_t index, TensorType ty
             for (uint64_t r = r0; r < r1; ++r) {
               const float* x = src.data() + (r - r0) * cols;
               uint8_t* q = out + r * stride;
-              if (importance) {
+              if (absmean) {
+                clipped.assign(x, x + cols);
+                clip_to_absmean(clipped.data(), cols);
+                codec.quantize_row(clipped.data(), q, int64_t(cols));
+              } else if (importance) {
                 codec.quantize_row_weighted(x, q, int64_t(cols), importance);
               } else {
                 codec.quantize_row(x, q, int64_t(cols));
@@ -112,8 +130,10 @@ QuantizeSummary quantize_model(const TensorSource& source, const QuantRecipe& re
         fail("calibration importance of '", tensors[i].name, "' has ", imp->size(),
              " columns, the tensor ", tensors[i].cols());
       }
+      const bool absmean = options.ternary_absmean &&
+                           (choice.type == TensorType::TQ1_0 || choice.type == TensorType::TQ2_0);
       const RowError e = quantize_tensor(source, i, choice.type, weighted ? imp->data() : nullptr,
-                                         out.data(), pool);
+                                         absmean, out.data(), pool);
       if (tensors[i].dims.size() >= 2) {
         err2 += e.err2;
         ref2 += e.ref2;

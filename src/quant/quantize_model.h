@@ -48,6 +48,10 @@ struct QuantizeOptions {
   // Importance per input column of a tensor (cols floats), or null: types
   // with an importance-weighted quantizer use it.
   std::function<const std::vector<float>*(const std::string& tensor)> importance;
+  // Ternary types (TQ1_0, TQ2_0) scaled as BitNet b1.58 does: by the block's
+  // mean |w|, with larger weights clipped to +-1 level, instead of llama.cpp's
+  // absmax. Same layout; any engine reads the result.
+  bool ternary_absmean = false;
 };
 
 QuantizeSummary quantize_model(const TensorSource& source, const QuantRecipe& recipe,

@@ -19,8 +19,8 @@ from gguf.quants import dequantize
 MEMWALL = os.environ.get("MEMWALL_BIN", "build/memwall")
 MODEL = os.environ.get("MEMWALL_MODEL", "models/SmolLM2-135M-Instruct.Q4_1.gguf")
 GGUF_TYPES = ["q8_0", "q4_0", "q4_1", "q4_k", "q5_k", "q6_k", "tq2_0", "tq1_0"]  # GGUF types
-TYPE_IDS = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q8_0": 8, "q4_k": 12, "q5_k": 13,
-            "q6_k": 14, "bf16": 30, "tq1_0": 34, "tq2_0": 35}
+TYPE_IDS = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8,
+            "q4_k": 12, "q5_k": 13, "q6_k": 14, "bf16": 30, "tq1_0": 34, "tq2_0": 35}
 
 
 def quantize(env, src, dst, qtype, *extra, check=True):
@@ -264,6 +264,7 @@ def test_recipe_keep_and_norms(env, base, tmp_path):
     (["--type", "q4_0", "--calib", "/nonexistent/text"], "not a readable file"),
     (["--type", "q4_0", "--save-imatrix", "x.gguf"], "needs --calib"),
     (["--type", "q4_0", "--rotate", "givens"], "--rotate must be"),
+    (["--type", "tq2_0", "--ternary", "median"], "--ternary must be"),
 ])
 def test_bad_flags(env, tmp_path, args, message):
     out = tmp_path / "o.gguf"
@@ -289,3 +290,19 @@ def test_bad_inputs(env, tmp_path):
                           capture_output=True, text=True, env=env, timeout=60)
     assert same.returncode != 0 and "is the input" in same.stderr
     assert not out.exists()
+
+
+def test_ternary_absmean(env, tmp_path):
+    """--ternary absmean writes BitNet b1.58's scaling in TQ2_0's layout: per 256-weight block,
+    d = mean |w| and q = round(clip(w / d, -1, 1)), checked against numpy; gguf decodes it."""
+    src = tmp_path / "synth.gguf"
+    run_ok(env, "synth", "-o", src, "--type", "f32", "--n-embd", "256", "--n-ff", "512",
+           "--n-layer", "1", "--n-head", "4", "--n-head-kv", "2", "--vocab", "300")
+    out = tmp_path / "am.gguf"
+    quantize(env, src, out, "tq2_0", "--ternary", "absmean")
+    ref, got = tensors(src), tensors(out)
+    t = got["blk.0.ffn_up.weight"]
+    x = np.asarray(ref["blk.0.ffn_up.weight"].data, dtype=np.float32).reshape(-1, 256)
+    d = np.abs(x).mean(axis=1, keepdims=True).astype(np.float16).astype(np.float32)
+    want = np.clip(np.round(x / np.abs(x).mean(axis=1, keepdims=True)), -1, 1) * d
+    np.testing.assert_allclose(as_f32(t).reshape(-1, 256), want, rtol=0, atol=1e-6)

@@ -26,6 +26,7 @@ struct QuantizeOptions {
   std::string type;
   std::vector<std::string> keep;
   std::string rotate = "none";
+  std::string ternary = "absmax";
   uint64_t seed = 1;
   std::string calib;
   std::string imatrix, save_imatrix;
@@ -69,6 +70,9 @@ int run_quantize(const QuantizeOptions& opt) {
   const quant::QuantRecipe recipe(*type, opt.keep);
   if (opt.rotate != "none" && opt.rotate != "hadamard") {
     fail("--rotate must be none or hadamard, not '", opt.rotate, "'");
+  }
+  if (opt.ternary != "absmax" && opt.ternary != "absmean") {
+    fail("--ternary must be absmax or absmean, not '", opt.ternary, "'");
   }
   if (!opt.calib.empty() && !std::filesystem::is_regular_file(opt.calib)) {
     fail("--calib '", opt.calib, "' is not a readable file");  // before any long work
@@ -116,6 +120,7 @@ int run_quantize(const QuantizeOptions& opt) {
   std::fprintf(stderr, "quantize: %s -> %s as %s (%d threads)\n", opt.input.c_str(),
                opt.output.c_str(), recipe.describe().c_str(), pool.size());
   quant::QuantizeOptions q;
+  q.ternary_absmean = opt.ternary == "absmean";
   if (!opt.calib.empty() || !opt.imatrix.empty()) {
     q.importance = [&stats](const std::string& name) { return stats.importance(name); };
   }
@@ -153,6 +158,7 @@ int run_quantize(const QuantizeOptions& opt) {
     j["output"] = opt.output;
     j["recipe"] = recipe.describe();
     j["rotate"] = opt.rotate;
+    j["ternary"] = opt.ternary;
     j["calibration"] = opt.calib.empty() ? opt.imatrix : opt.calib;
     j["bytes_in"] = s.bytes_in;
     j["bytes_out"] = s.bytes_out;
@@ -192,6 +198,10 @@ const CommandRegistration kQuantize{
                      "none, or hadamard: rotate the residual stream and FFN down's input by "
                      "randomized Hadamard matrices before quantizing (QuaRot; spreads outlier "
                      "channels; the file is then memwall-only)")
+          ->capture_default_str();
+      sub.add_option("--ternary", opt->ternary,
+                     "Scale of the ternary types (tq1_0, tq2_0): absmax (llama.cpp's) or absmean "
+                     "(BitNet b1.58: mean |w| per block, larger weights clipped)")
           ->capture_default_str();
       sub.add_option("--seed", opt->seed, "Seed of the rotation's random signs")
           ->capture_default_str();
