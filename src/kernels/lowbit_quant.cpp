@@ -68,24 +68,24 @@ void nf4_block(const float* x, const float* importance, uint16_t& d, uint8_t* id
   if (importance == nullptr || amax == 0) return;
 
   uint8_t cand[kGroup];
+  // Leaves the indices for the f16-rounded scale in cand; false if unusable.
   const auto consider = [&](float scale) {
     const uint16_t h = fp32_to_fp16(scale);
     const float hf = fp16_to_fp32(h);
-    if (!(hf > 0) || !std::isfinite(hf)) return;
+    if (!(hf > 0) || !std::isfinite(hf)) return false;
     const double err = nf4_assign(x, importance, kGroup, hf, cand);
     if (err < best) {
       best = err;
       d = h;
       std::copy(cand, cand + kGroup, idx);
     }
+    return true;
   };
   // A smaller scale than max|x| clips the extreme weight to +-d but resolves
   // the rest more finely; importance decides which matters. Each candidate
   // is also refit by least squares for the levels it chose.
   for (int k = 0; k <= 16; ++k) {
-    const float scale = amax * (0.70f + 0.025f * float(k));
-    consider(scale);
-    nf4_assign(x, importance, kGroup, fp16_to_fp32(fp32_to_fp16(scale)), cand);
+    if (!consider(amax * (0.70f + 0.025f * float(k)))) continue;
     double sxl = 0, sll = 0;
     for (int i = 0; i < kGroup; ++i) {
       const double l = kNf4Levels[cand[i]], w = weight_of(importance, i);

@@ -7,11 +7,11 @@
 // i), and one zmm the block's 64 activations (two BlockQ8x halves), so a
 // block's dot is one vpdpbusd (two for q2/q3 with 16-bit activations). Int32
 // lanes 0..7 belong to the first activation block and 8..15 to the second,
-// so the result is scaled by a * [d_x0 x 8, d_x1 x 8]; q2/q3's m * sum term
-// is one more FMA into lane 0. Codes: q2/q3 as they are (u = q <= 7); NF4
-// with 8-bit activations through a 16-byte vpshufb table of its int8 codes
-// + 128 (vpdpbusd wants unsigned bytes), the offset undone by starting the
-// integer dot at -128 * sum(x).
+// so the result is scaled by a * [d_x0 x 8, d_x1 x 8]; q2/q3's m * sum
+// terms are one FMA per 16 blocks (their d and m read 16 blocks at a time).
+// Codes: q2/q3 as they are (u = q <= 7); NF4 with 8-bit activations through
+// a 16-byte vpshufb table of its int8 codes + 128 (vpdpbusd wants unsigned
+// bytes), the offset undone by starting the integer dot at -128 * sum(x).
 //
 // NF4 with 16-bit activations takes int16 codes (kNf4Codes16) and int16
 // activations through vpdpwssd: two vpshufb tables give each code's low and
@@ -86,8 +86,9 @@ struct Nf4DqLayout {
 
 // Formats provide W weights(row, k): block k's codes; scale(row, k): a /
 // kFold in every lane (kFold is multiplied into the activation scales once
-// per token instead); with kMin, min(row, k): b in every lane. kOffset:
-// byte codes are c + 128, undone by the activations' bias (-128 * sum).
+// per token instead); or, with kMin, chunk_scales: a and b of 16 blocks.
+// kOffset: byte codes are c + 128, undone by the activations' bias
+// (-128 * sum).
 
 // NF4 as unsigned bytes kNf4Codes + 128 (8-bit activations).
 template <class L>
@@ -103,7 +104,6 @@ struct Nf4Bytes : L {
     }();
     return _mm512_shuffle_epi8(broadcast_table(kTable), nf4_indices(L::qs(row, k)));
   }
-  static __m512 min(const uint8_t*, int64_t) { return _mm512_setzero_ps(); }
 };
 
 // NF4 as int16 kNf4Codes16 (16-bit activations): words of bytes 0..7 of each
@@ -132,7 +132,6 @@ struct Nf4Words : L {
     const __m512i hi = _mm512_shuffle_epi8(broadcast_table(kHigh), idx);
     return {_mm512_unpacklo_epi8(lo, hi), _mm512_unpackhi_epi8(lo, hi)};
   }
-  static __m512 min(const uint8_t*, int64_t) { return _mm512_setzero_ps(); }
 };
 
 // q2_g64 {f16 d, f16 m, ql[16]} and q3_g64 {..., qh[8]}: the 16 low-bit bytes
@@ -157,8 +156,15 @@ struct FormatGroup {
     }
     return u;
   }
-  static __m512 scale(const uint8_t* row, int64_t k) { return broadcast_f16(row + kBytes * k); }
-  static __m512 min(const uint8_t* row, int64_t k) { return broadcast_f16(row + kBytes * k + 2); }
+  // d (lane j) and m of blocks k0 .. k0 + count - 1, count <= 16, zero beyond:
+  // 16 scalar copies and two conversions instead of two broadcasts per block.
+  static void chunk_scales(const uint8_t* row, int64_t k0, int count, __m512& d, __m512& m) {
+    alignas(64) uint32_t dm[16] = {};
+    for (int j = 0; j < count; ++j) std::memcpy(&dm[j], row + kBytes * (k0 + j), 4);
+    const __m512i v = _mm512_load_si512(dm);
+    d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v));
+    m = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(v, 16)));
+  }
 };
 
 inline __m512i join(const uint8_t* lo, const uint8_t* hi) {
@@ -176,20 +182,21 @@ inline __m512 load_x_scales(const uint8_t* p, int32_t& s0, int32_t& s1, float& d
                                     _mm_set_ss(d1 * F::kFold));
 }
 
-// q2/q3's m * sum term: d_x0 * sum0 + d_x1 * sum1 in lane 0, zero elsewhere.
-inline __m512 sum_lane(float d0, int32_t s0, float d1, int32_t s1) {
-  return _mm512_zextps128_ps512(_mm_set_ss(d0 * float(s0) + d1 * float(s1)));
+// q2/q3's m * sum term's activation side: d_x0 * sum0 + d_x1 * sum1.
+inline float sum_term(float d0, int32_t s0, float d1, int32_t s1) {
+  return d0 * float(s0) + d1 * float(s1);
 }
 
 // Activations: A::X holds one token's two activation blocks for one weight
 // block: the values, dx (load_x_scales) and, for the formats that need them,
-// sx (sum_lane) and the offset's bias.
+// sx (sum_term) and the offset's bias.
 struct ActQ8 {
   static constexpr bool kWide = false;
   static constexpr size_t kBytes = sizeof(BlockQ8x);
   struct X {
     __m512i q;
-    __m512 dx, sx;
+    __m512 dx;
+    float sx;
     __m512i bias;  // kOffset: -128 * sum0 in lane 0, -128 * sum1 in lane 8
   };
   template <class F>
@@ -198,7 +205,7 @@ struct ActQ8 {
     int32_t s0, s1;
     float d0, d1;
     x.dx = load_x_scales<F, BlockQ8x>(p, s0, s1, d0, d1);
-    if constexpr (F::kMin) x.sx = sum_lane(d0, s0, d1, s1);
+    if constexpr (F::kMin) x.sx = sum_term(d0, s0, d1, s1);
     if constexpr (F::kOffset) {
       x.bias =
           _mm512_mask_set1_epi32(_mm512_maskz_set1_epi32(0x0001, -128 * s0), 0x0100, -128 * s1);
@@ -217,7 +224,8 @@ struct ActQ16 {
   static constexpr size_t kBytes = sizeof(BlockQ16x);
   struct X {
     __m512i hi, lo;
-    __m512 dx, sx;
+    __m512 dx;
+    float sx;
   };
   template <class F>
   static void load(const uint8_t* p, X& x) {
@@ -227,7 +235,7 @@ struct ActQ16 {
     int32_t s0, s1;
     float d0, d1;
     x.dx = load_x_scales<F, BlockQ16x>(p, s0, s1, d0, d1);
-    if constexpr (F::kMin) x.sx = sum_lane(d0, s0, d1, s1);
+    if constexpr (F::kMin) x.sx = sum_term(d0, s0, d1, s1);
   }
   template <class F>
   static __m512i dot(__m512i u, const X& x) {
@@ -243,7 +251,8 @@ struct ActQ16Words {
   static constexpr size_t kBytes = sizeof(BlockQ16x);
   struct X {
     Words q;
-    __m512 dx, sx;
+    __m512 dx;
+    float sx;
   };
   template <class F>
   static void load(const uint8_t* p, X& x) {
@@ -256,7 +265,7 @@ struct ActQ16Words {
     int32_t s0, s1;
     float d0, d1;
     x.dx = load_x_scales<F, BlockQ16x>(p, s0, s1, d0, d1);
-    if constexpr (F::kMin) x.sx = sum_lane(d0, s0, d1, s1);
+    if constexpr (F::kMin) x.sx = sum_term(d0, s0, d1, s1);
   }
   template <class F>
   static __m512i dot(const Words& w, const X& x) {
@@ -279,24 +288,54 @@ void micro(const uint8_t* w, size_t ws, const uint8_t* pf, const uint8_t* x, siz
 #pragma GCC unroll 4
     for (int t = 0; t < NT; ++t) acc[r][t] = _mm512_setzero_ps();
   }
-  for (int64_t k = 0; k < nb; ++k) {
-    if (pf != nullptr) {
-      for (size_t b = 0; b < pf_step; b += 64)
-        __builtin_prefetch(pf + size_t(k) * pf_step + b, 0, 3);
+  // Chunks of 16 blocks: formats with a minimum take their scales 16 at a
+  // time and add the m * sum terms once per chunk, as a 16-lane FMA.
+  for (int64_t k0 = 0; k0 < nb; k0 += 16) {
+    const int count = nb - k0 < 16 ? int(nb - k0) : 16;
+    __m512 dv[MR], mv[MR];
+    alignas(64) float sx[NT][16];
+    if constexpr (F::kMin) {
+#pragma GCC unroll 4
+      for (int r = 0; r < MR; ++r) F::chunk_scales(w + r * ws, k0, count, dv[r], mv[r]);
+      for (int t = 0; t < NT; ++t) {
+        for (int j = count; j < 16; ++j) sx[t][j] = 0;
+      }
     }
-    typename A::X xb[NT];
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; ++t) A::template load<F>(x + t * xs + 2 * k * A::kBytes, xb[t]);
-#pragma GCC unroll 4
-    for (int r = 0; r < MR; ++r) {
-      const typename F::W u = F::weights(w + r * ws, k);
-      const __m512 a = F::scale(w + r * ws, k);
-      const __m512 b = F::min(w + r * ws, k);
+    for (int j = 0; j < count; ++j) {
+      const int64_t k = k0 + j;
+      if (pf != nullptr) {
+        for (size_t b = 0; b < pf_step; b += 64)
+          __builtin_prefetch(pf + size_t(k) * pf_step + b, 0, 3);
+      }
+      typename A::X xb[NT];
 #pragma GCC unroll 4
       for (int t = 0; t < NT; ++t) {
-        const __m512 isum = _mm512_cvtepi32_ps(A::template dot<F>(u, xb[t]));
-        acc[r][t] = _mm512_fmadd_ps(isum, _mm512_mul_ps(a, xb[t].dx), acc[r][t]);
-        if constexpr (F::kMin) acc[r][t] = _mm512_fmadd_ps(b, xb[t].sx, acc[r][t]);
+        A::template load<F>(x + t * xs + 2 * k * A::kBytes, xb[t]);
+        if constexpr (F::kMin) sx[t][j] = xb[t].sx;
+      }
+#pragma GCC unroll 4
+      for (int r = 0; r < MR; ++r) {
+        const typename F::W u = F::weights(w + r * ws, k);
+        __m512 a;
+        if constexpr (F::kMin) {
+          a = _mm512_permutexvar_ps(_mm512_set1_epi32(j), dv[r]);
+        } else {
+          a = F::scale(w + r * ws, k);
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; ++t) {
+          const __m512 isum = _mm512_cvtepi32_ps(A::template dot<F>(u, xb[t]));
+          acc[r][t] = _mm512_fmadd_ps(isum, _mm512_mul_ps(a, xb[t].dx), acc[r][t]);
+        }
+      }
+    }
+    if constexpr (F::kMin) {
+#pragma GCC unroll 4
+      for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; ++t) {
+          acc[r][t] = _mm512_fmadd_ps(mv[r], _mm512_load_ps(sx[t]), acc[r][t]);
+        }
       }
     }
   }
