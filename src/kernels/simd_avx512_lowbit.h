@@ -23,8 +23,8 @@
 //
 // Scales are f16 broadcasts converted in-vector; constant factors (NF4's
 // 1 / K) ride on the activation scales, computed once per token and block.
-// Micro-tiles: decode takes 4 rows x 1 token (each activation block is loaded
-// once for 4 rows), prefill 2 rows x up to 4 tokens.
+// Micro-tiles: decode takes kDecodeRows rows x 1 token (each activation block
+// is loaded once for all of them), prefill 2 rows x up to 4 tokens.
 #pragma once
 
 #include <cstddef>
@@ -84,9 +84,10 @@ struct Nf4DqLayout {
   }
 };
 
-// Formats provide W weights(row, k): block k's codes; scale(row, k): a /
-// kFold in every lane (kFold is multiplied into the activation scales once
-// per token instead); or, with kMin, chunk_scales: a and b of 16 blocks.
+// Formats provide kDecodeRows (rows per decode micro-tile); W weights(row,
+// k): block k's codes; scale(row, k): a / kFold in every lane (kFold is
+// multiplied into the activation scales once per token instead); or, with
+// kMin, chunk_scales: a and b of 16 blocks.
 // kOffset: byte codes are c + 128, undone by the activations' bias
 // (-128 * sum).
 
@@ -94,6 +95,7 @@ struct Nf4DqLayout {
 template <class L>
 struct Nf4Bytes : L {
   using W = __m512i;
+  static constexpr int kDecodeRows = 8;
   static constexpr float kFold = L::kFold / 127.0f;
   static constexpr bool kOffset = true, kMin = false;
   static W weights(const uint8_t* row, int64_t k) {
@@ -114,6 +116,7 @@ struct Words {
 template <class L>
 struct Nf4Words : L {
   using W = Words;
+  static constexpr int kDecodeRows = 8;
   static constexpr float kFold = L::kFold / float(kNf4Wide);
   static constexpr bool kOffset = false, kMin = false;
   static W weights(const uint8_t* row, int64_t k) {
@@ -140,6 +143,7 @@ struct Nf4Words : L {
 template <bool kThree>
 struct FormatGroup {
   using W = __m512i;
+  static constexpr int kDecodeRows = kThree ? 4 : 8;  // measured: q3 slower at 8
   static constexpr int kBytes = kThree ? 28 : 20;
   static constexpr float kFold = 1.0f;
   static constexpr bool kOffset = false, kMin = true;
@@ -283,9 +287,9 @@ void micro(const uint8_t* w, size_t ws, const uint8_t* pf, const uint8_t* x, siz
            float* y, int64_t ldy) {
   const size_t pf_step = (MR * ws + size_t(nb) - 1) / size_t(nb);
   __m512 acc[MR][NT];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int t = 0; t < NT; ++t) acc[r][t] = _mm512_setzero_ps();
   }
   // Chunks of 16 blocks: formats with a minimum take their scales 16 at a
@@ -295,7 +299,7 @@ void micro(const uint8_t* w, size_t ws, const uint8_t* pf, const uint8_t* x, siz
     __m512 dv[MR], mv[MR];
     alignas(64) float sx[NT][16];
     if constexpr (F::kMin) {
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int r = 0; r < MR; ++r) F::chunk_scales(w + r * ws, k0, count, dv[r], mv[r]);
       for (int t = 0; t < NT; ++t) {
         for (int j = count; j < 16; ++j) sx[t][j] = 0;
@@ -308,12 +312,12 @@ void micro(const uint8_t* w, size_t ws, const uint8_t* pf, const uint8_t* x, siz
           __builtin_prefetch(pf + size_t(k) * pf_step + b, 0, 3);
       }
       typename A::X xb[NT];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int t = 0; t < NT; ++t) {
         A::template load<F>(x + t * xs + 2 * k * A::kBytes, xb[t]);
         if constexpr (F::kMin) sx[t][j] = xb[t].sx;
       }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int r = 0; r < MR; ++r) {
         const typename F::W u = F::weights(w + r * ws, k);
         __m512 a;
@@ -322,7 +326,7 @@ void micro(const uint8_t* w, size_t ws, const uint8_t* pf, const uint8_t* x, siz
         } else {
           a = F::scale(w + r * ws, k);
         }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int t = 0; t < NT; ++t) {
           const __m512 isum = _mm512_cvtepi32_ps(A::template dot<F>(u, xb[t]));
           acc[r][t] = _mm512_fmadd_ps(isum, _mm512_mul_ps(a, xb[t].dx), acc[r][t]);
@@ -330,18 +334,18 @@ void micro(const uint8_t* w, size_t ws, const uint8_t* pf, const uint8_t* x, siz
       }
     }
     if constexpr (F::kMin) {
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int r = 0; r < MR; ++r) {
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int t = 0; t < NT; ++t) {
           acc[r][t] = _mm512_fmadd_ps(mv[r], _mm512_load_ps(sx[t]), acc[r][t]);
         }
       }
     }
   }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int t = 0; t < NT; ++t) y[t * ldy + r] = _mm512_reduce_add_ps(acc[r][t]);
   }
 }
@@ -351,17 +355,19 @@ void tile(const uint8_t* w, size_t ws, int64_t R, const uint8_t* x, size_t xs, i
           float* y, int64_t ldy) {
   using Micro = void (*)(const uint8_t*, size_t, const uint8_t*, const uint8_t*, size_t, int64_t,
                          float*, int64_t);
-  static constexpr Micro kDecode[4] = {micro<F, A, 1, 1>, micro<F, A, 2, 1>, micro<F, A, 3, 1>,
-                                       micro<F, A, 4, 1>};
+  static constexpr Micro kDecode[8] = {micro<F, A, 1, 1>, micro<F, A, 2, 1>, micro<F, A, 3, 1>,
+                                       micro<F, A, 4, 1>, micro<F, A, 5, 1>, micro<F, A, 6, 1>,
+                                       micro<F, A, 7, 1>, micro<F, A, 8, 1>};
   static constexpr Micro kPrefill[2][4] = {
       {micro<F, A, 1, 1>, micro<F, A, 1, 2>, micro<F, A, 1, 3>, micro<F, A, 1, 4>},
       {micro<F, A, 2, 1>, micro<F, A, 2, 2>, micro<F, A, 2, 3>, micro<F, A, 2, 4>},
   };
   const int64_t nb = n / 64;
   if (T == 1) {
-    for (int64_t r = 0; r < R; r += 4) {
-      const int mr = R - r < 4 ? int(R - r) : 4;
-      kDecode[mr - 1](w + r * ws, ws, w + (r + 4) * ws, x, xs, nb, y + r, ldy);
+    constexpr int kRows = F::kDecodeRows;
+    for (int64_t r = 0; r < R; r += kRows) {
+      const int mr = R - r < kRows ? int(R - r) : kRows;
+      kDecode[mr - 1](w + r * ws, ws, w + (r + kRows) * ws, x, xs, nb, y + r, ldy);
     }
     return;
   }
