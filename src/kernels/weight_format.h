@@ -39,6 +39,8 @@ const WeightCodec& codec_bf16();
 const WeightCodec& codec_q8_0();
 const WeightCodec& codec_q4_0();
 const WeightCodec& codec_q4_1();
+const WeightCodec& codec_q5_0();
+const WeightCodec& codec_q5_1();
 // GGUF k-quants and ternary formats: super-blocks of 256 weights.
 const WeightCodec& codec_q4_k();
 const WeightCodec& codec_q5_k();
