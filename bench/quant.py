@@ -152,9 +152,18 @@ def want_speed(a, typ, engine):
     return typ in a.speed_types
 
 
+def binary_id(path):
+    """sha256 prefix and mtime of the memwall binary: a rebuild during a run shows."""
+    import hashlib
+    with open(path, "rb") as fh:
+        h = hashlib.sha256(fh.read()).hexdigest()[:12]
+    return f"{h} ({time.strftime('%H:%M:%S', time.gmtime(os.path.getmtime(path)))} UTC)"
+
+
 def memwall_variant(a, w, typ, recipe, data):
     name = typ if recipe == "plain" else f"{typ} {recipe}"
-    row = {"name": name, "engine": "memwall", "type": typ, "recipe": recipe}
+    row = {"name": name, "engine": "memwall", "type": typ, "recipe": recipe,
+           "binary": binary_id(a.memwall)}
     path = os.path.join(w["dir"], f"v-{typ}-{recipe.replace('+', '-')}.gguf")
     cmd = [a.memwall, "quantize", w["base"], path, "--type", typ, "-t", str(a.threads),
            "--json"]
@@ -198,9 +207,36 @@ def memwall_variant(a, w, typ, recipe, data):
     return row
 
 
+def llama_ppl(model_path, text_path, ctx, chunks, threads):
+    """llama.cpp's own perplexity of a file (llama-cpp-python logits), by the protocol of
+    llama.cpp's perplexity tool: windows of ctx tokens from the start of the text, no BOS
+    (the model adds none), each scoring positions ctx/2 .. ctx-2."""
+    import numpy as np
+    from llama_cpp import Llama
+    llm = Llama(model_path=model_path, n_ctx=ctx, n_batch=ctx, n_ubatch=ctx, logits_all=True,
+                n_threads=threads, verbose=False)
+    with open(text_path, "rb") as fh:
+        toks = llm.tokenize(fh.read(), add_bos=False, special=False)
+    nll = []
+    t = time.monotonic()
+    for c in range(chunks):
+        win = toks[c * ctx:(c + 1) * ctx]
+        llm.reset()
+        llm.eval(win)
+        lg = np.asarray(llm.scores[:ctx], dtype=np.float64)
+        for i in range(ctx // 2, ctx - 1):
+            x = lg[i] - lg[i].max()
+            nll.append(-(x[win[i + 1]] - math.log(np.exp(x).sum())))
+    nll = np.asarray(nll)
+    ppl = math.exp(nll.mean())
+    return {"perplexity": ppl, "stderr": ppl * nll.std(ddof=1) / math.sqrt(len(nll)),
+            "tokens": len(toks), "tokens_scored": len(nll),
+            "seconds": time.monotonic() - t}
+
+
 def llama_variant(a, w, typ):
     row = {"name": f"llama.cpp {typ}", "engine": "llama.cpp", "type": typ,
-           "recipe": "llama.cpp default"}
+           "recipe": "llama.cpp default", "binary": binary_id(a.memwall)}
     path = os.path.join(w["dir"], f"llama-{typ}.gguf")
     cmd = [a.python, "-c", LLAMA_QUANTIZE, w["base"], path, typ, str(a.threads)]
     row["quantize_cmd"] = (f"{show([a.python])} -c 'llama_cpp.llama_model_quantize(base, out, "
@@ -214,6 +250,8 @@ def llama_variant(a, w, typ):
         row.update(file_bytes=os.path.getsize(path), bpw=fb["bits_per_weight"],
                    weights=fb["weights"], types=fb["types"])
         evaluate(a, w, row, path)
+        if a.llama_ppl:
+            row["llama_cpp_ppl"] = llama_ppl(path, w["eval"], a.ctx, a.chunks, a.threads)
         if want_speed(a, typ, "llama.cpp"):
             speed(a, w, row, path)
         log(f"{row['name']}: {row['bpw']:.3f} bpw, PPL {row['ppl']:.3f}, KL {row['kl']:.5f}")
@@ -244,7 +282,8 @@ def measure(a):
     out_json = os.path.join(a.out_dir, "quant.json")
     try:
         run([a.memwall, "quantize", a.model, w["base"], "--type", "f32", "--json"], w["log"])
-        base = {"name": "base f32", "engine": "base", "type": "f32", "recipe": "base"}
+        base = {"name": "base f32", "engine": "base", "type": "f32", "recipe": "base",
+                "binary": binary_id(a.memwall)}
         cmd = [a.memwall, "perplexity", "-m", w["base"], "-f", w["eval"], "--ctx", str(a.ctx),
                "--chunks", str(a.chunks), "--precision", "exact", "-t", str(a.threads),
                "--save-logits", w["base_lp"], "--json"]
@@ -328,27 +367,34 @@ def plot(path, data):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    rows = [r for r in measured(data) if r["kl"] > 0]
+    rows = [r for r in measured(data) if r["engine"] != "base"]
+    floor = 3e-4  # KL below this (a lossless requantization) is drawn on the floor
+
+    def y(r):
+        return max(r["kl"], floor)
+
     fig, ax = plt.subplots(figsize=(10, 6.5))
     markers = {"plain": "o", "calib": "s", "rotate": "^", "rotate+calib": "D"}
     for rec, m in markers.items():
         rs = [r for r in rows if r["engine"] == "memwall" and r["recipe"] == rec]
         if rs:
-            ax.scatter([r["bpw"] for r in rs], [r["kl"] for r in rs], marker=m, s=40,
+            ax.scatter([r["bpw"] for r in rs], [y(r) for r in rs], marker=m, s=40,
                        label=f"memwall {rec}", alpha=0.85)
     ll = [r for r in rows if r["engine"] == "llama.cpp"]
     if ll:
-        ax.scatter([r["bpw"] for r in ll], [r["kl"] for r in ll], marker="*", s=220,
+        ax.scatter([r["bpw"] for r in ll], [y(r) for r in ll], marker="*", s=220,
                    color="red", label="llama.cpp quantizer (default recipe)", zorder=5)
     for r in rows:
-        ax.annotate(r["name"], (r["bpw"], r["kl"]), fontsize=6.5, xytext=(4, 3),
+        ax.annotate(r["name"] + (f" (KL {r['kl']:.0e}, on the floor)" if r["kl"] < floor
+                                 else ""), (r["bpw"], y(r)), fontsize=6.5, xytext=(4, 3),
                     textcoords="offset points")
     front = sorted([r for r in rows if r.get("pareto")], key=lambda r: r["bpw"])
     if front:
-        ax.plot([r["bpw"] for r in front], [r["kl"] for r in front], "k--", lw=1,
+        ax.plot([r["bpw"] for r in front], [y(r) for r in front], "k--", lw=1,
                 label="Pareto frontier (file bytes, KL)")
     ax.axvline(4.5, color="grey", lw=0.8, ls=":")
     ax.set_yscale("log")
+    ax.set_ylim(bottom=floor / 1.5)
     ax.set_xlabel("bits per weight (all tensors, incl. embeddings)")
     ax.set_ylabel("mean KL(base || variant), nats/token (log)")
     a = data["args"]
@@ -409,7 +455,14 @@ def write_report(path, data):
       ". Peak RSS from the same run.")
     w("- **bits per weight** counts every tensor (embeddings, norms) over every weight. "
       "Matrices whose rows (576) are not a multiple of a k-quant's 256-block fall back to "
-      "another type (listed per row below), so q4_k/q5_k/q6_k are mixed files on this model.\n")
+      "another type (listed per row below), so q4_k/q5_k/q6_k are mixed files on this model.")
+    for n in data.get("notes", []):
+        w(f"- **Note**: {n}")
+    ids = sorted({r["binary"] for r in data["rows"] if r.get("binary")})
+    if len(ids) > 1:
+        w("- **Mixed binaries**: build/memwall changed during the run (" + ", ".join(ids) +
+          "); the binary of each row is in the last table.")
+    w("")
 
     best, ll = headline(data)
     w("## Summary (acceptance of issue 6)\n")
@@ -469,18 +522,27 @@ def write_report(path, data):
           f"{r['kl']:.5f} ± {r['kl_stderr']:.5f} | {100 * r['top1']:.1f} | "
           f"{f(r.get('decode_tps'), '.1f')} | {f(r.get('prefill_tps'), '.0f')} | "
           f"{f(r.get('peak_rss') and mib(r['peak_rss']), '.0f')} |")
+    xc = [r for r in rows if r.get("llama_cpp_ppl")]
+    if xc:
+        w("\nCross-check, llama.cpp's own perplexity of its files (llama-cpp-python logits, "
+          "same windows and scored positions): " + "; ".join(
+              f"{r['name']}: llama.cpp {r['llama_cpp_ppl']['perplexity']:.3f} ± "
+              f"{r['llama_cpp_ppl']['stderr']:.3f} vs memwall {r['ppl']:.3f} "
+              f"({r['llama_cpp_ppl']['tokens_scored']} tokens, text {r['llama_cpp_ppl']['tokens']}"
+              " tokens)" for r in xc) + ".")
     sk = [r for r in rows if r.get("skipped")]
     if sk:
         w("\nSkipped (identical to another row): " +
           "; ".join(f"{r['name']} ({r['skipped']})" for r in sk) + ".")
     w("\n![quantization frontier](quant.png)\n")
     w("## Tensor types per file\n")
-    w("| variant | types (tensors / MiB) | fallbacks |")
-    w("|---|---|---|")
+    w("| variant | types (tensors / MiB) | fallbacks | memwall binary |")
+    w("|---|---|---|---|")
     for r in sorted(measured(data), key=lambda r: -r["bpw"]):
         ty = ", ".join(f"{k} {v['tensors']} / {mib(v['bytes']):.1f}"
                        for k, v in (r.get("types") or {}).items())
-        w(f"| {r['name']} | {ty} | {'; '.join(r.get('fallbacks') or []) or '–'} |")
+        w(f"| {r['name']} | {ty} | {'; '.join(r.get('fallbacks') or []) or '–'} | "
+          f"{r.get('binary', '?')} |")
     if data.get("errors"):
         w("\n## Errors / not run\n")
         for e in data["errors"]:
@@ -507,6 +569,9 @@ def main():
     ap.add_argument("--recipes", default=",".join(RECIPES))
     ap.add_argument("--llama-types", default=",".join(LLAMA_TYPES))
     ap.add_argument("--no-llama", action="store_true")
+    ap.add_argument("--llama-ppl", action="store_true",
+                    help="also llama.cpp's own PPL of its files (llama-cpp-python logits), "
+                         "a cross-check of memwall perplexity")
     ap.add_argument("--speed", choices=["all", "subset", "none"], default="all",
                     help="memwall bench for every variant, for the plain variants of "
                          "--speed-types (and llama.cpp's), or none")
