@@ -46,15 +46,13 @@ void quantize(const float* src, void* dst, int64_t n) {
 void quantize_weighted(const float* src, void* dst, int64_t n, const float* importance) {
   if (importance == nullptr) return quantize(src, dst, n);
   auto* blocks = static_cast<BlockQ4_0*>(dst);
-  float sum_x2 = 0;
-  for (int64_t j = 0; j < n; ++j) sum_x2 += src[j] * src[j];
-  const float sigma2 = sum_x2 / float(n);
+  const float sigma2 = kquant::row_mean_square(src, n);
   float weight[kBlock];
   int8_t L[kBlock];
   for (int64_t b = 0; b < n / kBlock; ++b) {
     const float* x = src + b * kBlock;
     const float* qw = importance + b * kBlock;
-    for (int j = 0; j < kBlock; ++j) weight[j] = qw[j] * std::sqrt(sigma2 + x[j] * x[j]);
+    kquant::block_error_weights(x, qw, sigma2, kBlock, weight);
     const float d = kquant::make_qx_quants(kBlock, 8, x, L, weight);
     blocks[b].d = fp32_to_fp16(d);
     for (int j = 0; j < kBlock / 2; ++j) blocks[b].qs[j] = uint8_t(L[j] | L[j + kBlock / 2] << 4);

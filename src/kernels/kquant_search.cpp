@@ -22,6 +22,17 @@ int nearest_int(float x) {
   return (i & 0x007fffff) - 0x00400000;
 }
 
+float row_mean_square(const float* x, int64_t n) {
+  float sum_x2 = 0;
+  for (int64_t j = 0; j < n; ++j) sum_x2 += x[j] * x[j];
+  return sum_x2 / float(n);
+}
+
+void block_error_weights(const float* x, const float* importance, float sigma2, int n,
+                         float* weights) {
+  for (int j = 0; j < n; ++j) weights[j] = importance[j] * std::sqrt(sigma2 + x[j] * x[j]);
+}
+
 float make_qx_quants(int n, int nmax, const float* x, int8_t* L, const float* weights) {
   float max = 0, amax = 0;
   for (int i = 0; i < n; ++i) {

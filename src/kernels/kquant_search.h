@@ -21,6 +21,13 @@ int nearest_int(float x);
 // Symmetric levels l in [-nmax, nmax): scale s minimizing sum w (x - s l)^2
 // over 19 candidate inverse scales around nmax / max|x|; w = weights, or x^2
 // when weights is null (llama.cpp make_qx_quants, rmse_type 1). L gets l + nmax.
+// The per-weight error weights llama.cpp's imatrix quantizers of 32-weight
+// blocks (q4_0, q4_1, q5_0, q5_1) use: importance * sqrt(sigma2 + x^2), with
+// sigma2 the whole row's mean square (row_mean_square).
+float row_mean_square(const float* x, int64_t n);
+void block_error_weights(const float* x, const float* importance, float sigma2, int n,
+                         float* weights);
+
 float make_qx_quants(int n, int nmax, const float* x, int8_t* L, const float* weights);
 
 // Asymmetric levels l in [0, nmax] with x ~ s l - m: least-squares scale and

@@ -2,18 +2,15 @@
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 
 #include "base/error.h"
+#include "common.h"
 #include "engine.h"
 
 namespace memwall::tools {
 
 int64_t run_calibration(const CalibrationOptions& opt, ActivationObserver& observer) {
-  std::ifstream in(opt.text_path, std::ios::binary);
-  if (!in) fail("--calib '", opt.text_path, "': cannot open it");
-  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  const std::string text = read_text_file(opt.text_path, "--calib");
   if (opt.ctx < 16) fail("--calib-ctx must be at least 16, got ", opt.ctx);
   if (opt.chunks < 1) fail("--calib-chunks must be at least 1, got ", opt.chunks);
 

@@ -62,19 +62,6 @@ struct PerplexityOptions {
   const CLI::Option* chunks_given = nullptr;
 };
 
-std::string read_text(const std::string& path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  const fs::file_status st = fs::status(path, ec);
-  if (ec || !fs::exists(st)) fail("-f '", path, "': no such file");
-  if (fs::is_directory(st)) fail("-f '", path, "' is a directory, not a text file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("-f '", path, "': cannot open it");
-  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  if (in.bad()) fail("-f '", path, "': cannot read it");
-  return text;
-}
-
 // Mean and standard error of the mean from a sum and a sum of squares, as
 // llama.cpp computes them.
 struct Moments {
@@ -160,7 +147,7 @@ int run_perplexity(const PerplexityOptions& opt) {
   }
 
   // The text before the model: a missing or empty file fails at once.
-  std::string text = read_text(opt.text_file);
+  std::string text = read_text_file(opt.text_file, "-f");
   if (text.empty()) fail("-f '", opt.text_file, "' is empty");
   const std::string model_path = resolve_model_path(opt.model);
   Engine engine({model_path, opt.memory, opt.threads, precision, /*tokenizer=*/true});

@@ -3,6 +3,8 @@
 #include <climits>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <sstream>
 #include <vector>
 
@@ -47,6 +49,19 @@ std::vector<int32_t> parse_token_ids(const std::string& text) {
 
 std::string resolve_model_path(const std::string& given) {
   return given.empty() ? default_model_path() : given;
+}
+
+std::string read_text_file(const std::string& path, const std::string& flag) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (ec || !fs::exists(st)) fail(flag, " '", path, "': no such file");
+  if (fs::is_directory(st)) fail(flag, " '", path, "' is a directory, not a text file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(flag, " '", path, "': cannot open it");
+  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (in.bad()) fail(flag, " '", path, "': cannot read it");
+  return text;
 }
 
 }  // namespace memwall::tools
