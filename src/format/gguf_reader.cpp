@@ -129,8 +129,8 @@ class Parser {
     uint64_t data_offset = align_up(pos_, out.alignment_);
     out.data_offset_ = data_offset;
     if (n_tensors > 0 && data_offset > size_) {
-      fail(name_, ": file is truncated before its tensor data (needs ", data_offset,
-           " bytes, has ", size_, ")");
+      fail(name_, ": file is truncated before its tensor data (needs ", data_offset, " bytes, has ",
+           size_, ")");
     }
     uint64_t data_size = data_offset <= size_ ? size_ - data_offset : 0;
     for (TensorInfo& info : out.tensors_) {
@@ -201,21 +201,32 @@ class Parser {
       double f = 0;
       std::memcpy(&u, data_ + pos_, n);  // little-endian, zero-extended
       switch (type) {
-        case ValueType::I8: i = static_cast<int8_t>(u); break;
-        case ValueType::I16: i = static_cast<int16_t>(u); break;
-        case ValueType::I32: i = static_cast<int32_t>(u); break;
-        case ValueType::I64: i = static_cast<int64_t>(u); break;
+        case ValueType::I8:
+          i = static_cast<int8_t>(u);
+          break;
+        case ValueType::I16:
+          i = static_cast<int16_t>(u);
+          break;
+        case ValueType::I32:
+          i = static_cast<int32_t>(u);
+          break;
+        case ValueType::I64:
+          i = static_cast<int64_t>(u);
+          break;
         case ValueType::F32: {
           float x;
           std::memcpy(&x, data_ + pos_, 4);
           f = x;
           break;
         }
-        case ValueType::F64: std::memcpy(&f, data_ + pos_, 8); break;
+        case ValueType::F64:
+          std::memcpy(&f, data_ + pos_, 8);
+          break;
         case ValueType::BOOL:
           if (u > 1) fail(name_, ": metadata key '", printable(key), "' has bool value ", u);
           break;
-        default: break;
+        default:
+          break;
       }
       pos_ += n;
       v.u = u;
@@ -311,8 +322,12 @@ class Parser {
     }
     // Up to 8 bytes per element, so n <= INT64_MAX does not keep this in 64 bits; a
     // wrapped size could pass the bounds check as a tiny or empty tensor.
-    if (__builtin_mul_overflow(n / type->block_elements, uint64_t{type->block_bytes},
-                               &info.n_bytes)) {
+    // rows * (header + blocks per row * block bytes), each step checked.
+    uint64_t per_row;
+    if (__builtin_mul_overflow(info.ne[0] / type->block_elements, uint64_t{type->block_bytes},
+                               &per_row) ||
+        __builtin_add_overflow(per_row, uint64_t{type->row_header_bytes}, &per_row) ||
+        __builtin_mul_overflow(n / info.ne[0], per_row, &info.n_bytes)) {
       fail(name_, ": tensor '", printable(info.name), "' size in bytes overflows");
     }
     info.offset = read_u64("tensor data offset");
@@ -432,8 +447,7 @@ std::vector<std::string> File::get_strings(std::string_view key) const {
 std::vector<float> File::get_floats(std::string_view key) const {
   const Value* v = find(key);
   if (!v) return {};
-  if (v->type != ValueType::ARRAY ||
-      !(is_float(v->element_type) || is_integer(v->element_type))) {
+  if (v->type != ValueType::ARRAY || !(is_float(v->element_type) || is_integer(v->element_type))) {
     wrong_type(name_, key, *v, "an array of numbers");
   }
   std::vector<float> out(v->array_size());

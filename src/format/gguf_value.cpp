@@ -9,24 +9,39 @@ namespace memwall::gguf {
 
 std::string_view value_type_name(ValueType type) {
   switch (type) {
-    case ValueType::U8: return "u8";
-    case ValueType::I8: return "i8";
-    case ValueType::U16: return "u16";
-    case ValueType::I16: return "i16";
-    case ValueType::U32: return "u32";
-    case ValueType::I32: return "i32";
-    case ValueType::F32: return "f32";
-    case ValueType::BOOL: return "bool";
-    case ValueType::STRING: return "string";
-    case ValueType::ARRAY: return "array";
-    case ValueType::U64: return "u64";
-    case ValueType::I64: return "i64";
-    case ValueType::F64: return "f64";
+    case ValueType::U8:
+      return "u8";
+    case ValueType::I8:
+      return "i8";
+    case ValueType::U16:
+      return "u16";
+    case ValueType::I16:
+      return "i16";
+    case ValueType::U32:
+      return "u32";
+    case ValueType::I32:
+      return "i32";
+    case ValueType::F32:
+      return "f32";
+    case ValueType::BOOL:
+      return "bool";
+    case ValueType::STRING:
+      return "string";
+    case ValueType::ARRAY:
+      return "array";
+    case ValueType::U64:
+      return "u64";
+    case ValueType::I64:
+      return "i64";
+    case ValueType::F64:
+      return "f64";
   }
   return "?";
 }
 
-bool is_valid_value_type(uint32_t id) { return id <= static_cast<uint32_t>(ValueType::F64); }
+bool is_valid_value_type(uint32_t id) {
+  return id <= static_cast<uint32_t>(ValueType::F64);
+}
 
 bool is_integer(ValueType t) {
   switch (t) {
@@ -37,27 +52,36 @@ bool is_integer(ValueType t) {
     case ValueType::U32:
     case ValueType::I32:
     case ValueType::U64:
-    case ValueType::I64: return true;
-    default: return false;
+    case ValueType::I64:
+      return true;
+    default:
+      return false;
   }
 }
 
-bool is_float(ValueType t) { return t == ValueType::F32 || t == ValueType::F64; }
+bool is_float(ValueType t) {
+  return t == ValueType::F32 || t == ValueType::F64;
+}
 
 size_t scalar_size(ValueType t) {
   switch (t) {
     case ValueType::U8:
     case ValueType::I8:
-    case ValueType::BOOL: return 1;
+    case ValueType::BOOL:
+      return 1;
     case ValueType::U16:
-    case ValueType::I16: return 2;
+    case ValueType::I16:
+      return 2;
     case ValueType::U32:
     case ValueType::I32:
-    case ValueType::F32: return 4;
+    case ValueType::F32:
+      return 4;
     case ValueType::U64:
     case ValueType::I64:
-    case ValueType::F64: return 8;
-    default: return 0;
+    case ValueType::F64:
+      return 8;
+    default:
+      return 0;
   }
 }
 
@@ -73,18 +97,41 @@ T load(const uint8_t* p) {
 // Decodes one little-endian scalar of type t at p into the matching Value field.
 void decode_scalar(ValueType t, const uint8_t* p, uint64_t& u, int64_t& i, double& f) {
   switch (t) {
-    case ValueType::U8: u = load<uint8_t>(p); break;
-    case ValueType::BOOL: u = load<uint8_t>(p) != 0; break;
-    case ValueType::I8: i = load<int8_t>(p); break;
-    case ValueType::U16: u = load<uint16_t>(p); break;
-    case ValueType::I16: i = load<int16_t>(p); break;
-    case ValueType::U32: u = load<uint32_t>(p); break;
-    case ValueType::I32: i = load<int32_t>(p); break;
-    case ValueType::F32: f = load<float>(p); break;
-    case ValueType::U64: u = load<uint64_t>(p); break;
-    case ValueType::I64: i = load<int64_t>(p); break;
-    case ValueType::F64: f = load<double>(p); break;
-    default: break;
+    case ValueType::U8:
+      u = load<uint8_t>(p);
+      break;
+    case ValueType::BOOL:
+      u = load<uint8_t>(p) != 0;
+      break;
+    case ValueType::I8:
+      i = load<int8_t>(p);
+      break;
+    case ValueType::U16:
+      u = load<uint16_t>(p);
+      break;
+    case ValueType::I16:
+      i = load<int16_t>(p);
+      break;
+    case ValueType::U32:
+      u = load<uint32_t>(p);
+      break;
+    case ValueType::I32:
+      i = load<int32_t>(p);
+      break;
+    case ValueType::F32:
+      f = load<float>(p);
+      break;
+    case ValueType::U64:
+      u = load<uint64_t>(p);
+      break;
+    case ValueType::I64:
+      i = load<int64_t>(p);
+      break;
+    case ValueType::F64:
+      f = load<double>(p);
+      break;
+    default:
+      break;
   }
 }
 
@@ -250,10 +297,14 @@ std::string quote(const std::string& s, size_t max_chars) {
 std::string Value::to_string(size_t max_items) const {
   std::ostringstream out;
   switch (type) {
-    case ValueType::STRING: return quote(s, 120);
-    case ValueType::BOOL: return u ? "true" : "false";
+    case ValueType::STRING:
+      return quote(s, 120);
+    case ValueType::BOOL:
+      return u ? "true" : "false";
     case ValueType::F32:
-    case ValueType::F64: out << f; return out.str();
+    case ValueType::F64:
+      out << f;
+      return out.str();
     case ValueType::ARRAY: {
       size_t n = array_size();
       out << "[";

@@ -49,7 +49,10 @@ uint64_t Writer::check_tensor(const std::string& name, TensorType type,
          "'s block size ", info.block_elements);
   }
   uint64_t bytes;
-  if (__builtin_mul_overflow(n / info.block_elements, uint64_t{info.block_bytes}, &bytes)) {
+  uint64_t per_row;
+  if (__builtin_mul_overflow(dims[0] / info.block_elements, uint64_t{info.block_bytes}, &per_row) ||
+      __builtin_add_overflow(per_row, uint64_t{info.row_header_bytes}, &per_row) ||
+      __builtin_mul_overflow(n / dims[0], per_row, &bytes)) {
     fail("tensor '", name, "' size in bytes overflows");
   }
   return bytes;

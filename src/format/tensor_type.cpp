@@ -45,6 +45,7 @@ constexpr std::array kTypes = {
     TensorTypeInfo{TensorType::NF4_DQ, "nf4_dq", 256, 134},
     TensorTypeInfo{TensorType::Q2_G64, "q2_g64", 64, 20},
     TensorTypeInfo{TensorType::Q3_G64, "q3_g64", 64, 28},
+    TensorTypeInfo{TensorType::W8A8, "w8a8", 32, 32, 8},
 };
 
 }  // namespace

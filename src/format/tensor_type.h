@@ -48,6 +48,7 @@ enum class TensorType : uint32_t {
   NF4_DQ = 1025,
   Q2_G64 = 1026,
   Q3_G64 = 1027,
+  W8A8 = 1028,
 };
 
 struct TensorTypeInfo {
@@ -55,6 +56,9 @@ struct TensorTypeInfo {
   std::string_view name;    // lower-case, as users type it: "q4_0"
   uint32_t block_elements;  // elements per block (1 for plain types)
   uint32_t block_bytes;     // bytes per block
+  // Bytes every row starts with before its blocks: 0 for GGUF's types; w8a8's
+  // per-row scale and weight sum (docs/quant-types.md).
+  uint32_t row_header_bytes = 0;
 };
 
 // nullopt for ids GGUF does not define (or has retired).
@@ -66,9 +70,11 @@ inline std::string_view tensor_type_name(TensorType type) {
 }
 
 // Bytes of a row of n elements; n must be a multiple of the block size.
+inline uint64_t row_bytes(const TensorTypeInfo& t, uint64_t n) {
+  return t.row_header_bytes + n / t.block_elements * t.block_bytes;
+}
 inline uint64_t row_bytes(TensorType type, uint64_t n) {
-  const TensorTypeInfo& t = tensor_type_info(type);
-  return n / t.block_elements * t.block_bytes;
+  return row_bytes(tensor_type_info(type), n);
 }
 
 }  // namespace memwall

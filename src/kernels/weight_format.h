@@ -53,5 +53,7 @@ const WeightCodec& codec_nf4();
 const WeightCodec& codec_nf4_dq();
 const WeightCodec& codec_q2_g64();
 const WeightCodec& codec_q3_g64();
+// int8 weights, one f32 scale per row (an 8-byte row header), for W8A8.
+const WeightCodec& codec_w8a8();
 
 }  // namespace memwall::kernels
