@@ -47,6 +47,14 @@ const std::vector<float>* ActivationStats::importance(const std::string& name) c
   return &r.mean_sq;
 }
 
+const std::vector<float>* ActivationStats::max_abs(const std::string& name) const {
+  auto it = by_name_.find(name);
+  if (it == by_name_.end() || it->second->count == 0 || it->second->max_abs.empty()) {
+    return nullptr;
+  }
+  return &it->second->max_abs;
+}
+
 int64_t ActivationStats::tokens(const std::string& name) const {
   auto it = by_name_.find(name);
   return it == by_name_.end() ? 0 : it->second->count;
@@ -94,7 +102,7 @@ ActivationStats ActivationStats::load(const std::string& path) {
     if (!(count >= 1 && count < 1e15f)) fail(path, ": '", name, "' has count ", count);
     auto r = std::make_shared<Record>();
     r->sum_sq.resize(t.ne[0]);
-    r->max_abs.assign(t.ne[0], 0.0f);
+    // max_abs stays empty: imatrix files do not carry it.
     for (uint64_t i = 0; i < t.ne[0]; ++i) {
       float v = 0;
       std::memcpy(&v, t.data + i * sizeof(float), sizeof v);

@@ -22,6 +22,9 @@ class ActivationStats final : public ActivationObserver {
 
   // Mean x^2 per input column of tensor `name`, or null if no run fed it.
   const std::vector<float>* importance(const std::string& name) const;
+  // Largest |x| per input column of tensor `name`, or null if no run fed it
+  // (imatrix files do not carry it: only a --calib run has it).
+  const std::vector<float>* max_abs(const std::string& name) const;
   int64_t tokens(const std::string& name) const;  // rows observed
   size_t tensors() const { return by_name_.size(); }
 

@@ -16,6 +16,7 @@
 #include "quant/hf_source.h"
 #include "quant/quantize_model.h"
 #include "quant/rotated_source.h"
+#include "quant/smoothed_source.h"
 
 namespace memwall::tools {
 namespace {
@@ -27,6 +28,7 @@ struct QuantizeOptions {
   std::vector<std::string> keep;
   std::string rotate = "none";
   std::string ternary = "absmax";
+  float smooth = 0;  // SmoothQuant alpha; 0: off
   uint64_t seed = 1;
   std::string calib;
   std::string imatrix, save_imatrix;
@@ -74,6 +76,11 @@ int run_quantize(const QuantizeOptions& opt) {
   if (opt.ternary != "absmax" && opt.ternary != "absmean") {
     fail("--ternary must be absmax or absmean, not '", opt.ternary, "'");
   }
+  if (opt.smooth != 0) {
+    if (!(opt.smooth > 0 && opt.smooth <= 1)) fail("--smooth must be in (0, 1], not ", opt.smooth);
+    if (opt.calib.empty()) fail("--smooth needs --calib: it scales by the activations' maxima");
+    if (opt.rotate != "none") fail("--smooth and --rotate are alternatives, not a pair");
+  }
   if (!opt.calib.empty() && !std::filesystem::is_regular_file(opt.calib)) {
     fail("--calib '", opt.calib, "' is not a readable file");  // before any long work
   }
@@ -116,12 +123,23 @@ int run_quantize(const QuantizeOptions& opt) {
                  (long long)tokens, opt.calib.c_str(), stats.tensors());
     if (!opt.save_imatrix.empty()) stats.save(opt.save_imatrix);
   }
+  std::unique_ptr<quant::SmoothedSource> smoothed;
+  if (opt.smooth != 0) {
+    smoothed = std::make_unique<quant::SmoothedSource>(*source, stats, opt.smooth);
+    source = smoothed.get();
+    std::fprintf(stderr,
+                 "quantize: SmoothQuant alpha %.2f: widest activation range (max / median "
+                 "channel) %.1f -> %.1f\n",
+                 opt.smooth, smoothed->outlier_ratio_before(), smoothed->outlier_ratio_after());
+  }
   const bool tty = isatty(fileno(stderr));
   std::fprintf(stderr, "quantize: %s -> %s as %s (%d threads)\n", opt.input.c_str(),
                opt.output.c_str(), recipe.describe().c_str(), pool.size());
   quant::QuantizeOptions q;
   q.ternary_absmean = opt.ternary == "absmean";
-  if (!opt.calib.empty() || !opt.imatrix.empty()) {
+  if (smoothed) {
+    q.importance = [&smoothed](const std::string& name) { return smoothed->importance(name); };
+  } else if (!opt.calib.empty() || !opt.imatrix.empty()) {
     q.importance = [&stats](const std::string& name) { return stats.importance(name); };
   }
   q.on_tensor = [tty](const quant::TensorReport& r) {
@@ -159,6 +177,7 @@ int run_quantize(const QuantizeOptions& opt) {
     j["recipe"] = recipe.describe();
     j["rotate"] = opt.rotate;
     j["ternary"] = opt.ternary;
+    j["smooth"] = opt.smooth;
     j["calibration"] = opt.calib.empty() ? opt.imatrix : opt.calib;
     j["bytes_in"] = s.bytes_in;
     j["bytes_out"] = s.bytes_out;
@@ -203,6 +222,11 @@ const CommandRegistration kQuantize{
                      "Scale of the ternary types (tq1_0, tq2_0): absmax (llama.cpp's) or absmean "
                      "(BitNet b1.58: mean |w| per block, larger weights clipped)")
           ->capture_default_str();
+      sub.add_option("--smooth", opt->smooth,
+                     "ALPHA in (0, 1]: SmoothQuant migration (needs --calib): divide each "
+                     "input channel by max|x|^ALPHA / max|w|^(1-ALPHA), folded into the norms, "
+                     "V and FFN up, so per-token int8 activations (w8a8) lose less to outlier "
+                     "channels; 0.5 is the paper's default. Off unless given");
       sub.add_option("--seed", opt->seed, "Seed of the rotation's random signs")
           ->capture_default_str();
       sub.add_option("--calib", opt->calib,
