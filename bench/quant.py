@@ -15,12 +15,14 @@ Per variant:
       --json                        -> bytes, bits per weight (all weights incl. embeddings)
   memwall perplexity -m VARIANT -f EVAL --ctx 512 --chunks N --precision exact
       --kl-base base.lp --json      -> PPL, mean KL(base || variant), top-1 agreement
+      (w8a8: --precision fast, which runs its per-token int8 activations)
   memwall bench -m VARIANT -p 128 -n 32 -r 3 --json   -> decode/prefill tok/s, peak RSS
 Recipes: plain; calib (importance matrix; skipped when the quantize output has no
 "(imatrix)" line, i.e. the type has no weighted quantizer and calib == plain; the calibration
 statistics of the base are computed once with --save-imatrix and reused with --imatrix, which
 is the same thing as --calib); rotate (--rotate hadamard); rotate+calib (types of 4 bits and
-below; --calib each time since the statistics are taken in the rotated basis).
+below; --calib each time since the statistics are taken in the rotated basis); smooth
+(w8a8 only: --smooth 0.5 --calib, SmoothQuant's migration before per-token int8).
 llama.cpp: q4_0 and q4_1 made by llama.cpp's own quantizer (llama-cpp-python,
 llama_model_quantize, default recipe: token_embd kept in a higher type) from the same base;
 their bits per weight measured from the file; evaluated with memwall perplexity (same
@@ -47,13 +49,20 @@ from e2e_kernels import machine, show  # noqa: E402
 DEFAULT_MODEL = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
 TEXT = os.path.join(os.path.dirname(ROOT), "shared", "data", "text", "wikitext-2-raw",
                     "wiki.test.raw")
-TYPES = ["q8_0", "q6_k", "q5_k", "q4_k", "q4_1", "q4_0", "nf4", "nf4_dq", "q3_g64", "q2_g64",
+TYPES = ["w8a8", "q8_0", "q6_k", "q5_k", "q4_k", "q4_1", "q4_0", "nf4", "nf4_dq", "q3_g64", "q2_g64",
          "tq2_0", "tq1_0"]
 # Types of 4 bits and below: these also get rotate + calib.
 LOW = {"q4_k", "q4_1", "q4_0", "nf4", "nf4_dq", "q3_g64", "q2_g64", "tq2_0", "tq1_0"}
-RECIPES = ["plain", "calib", "rotate", "rotate+calib"]
-SPEED_SUBSET = ["q8_0", "q4_0", "q4_k", "nf4", "q3_g64", "q2_g64", "tq2_0"]
+RECIPES = ["plain", "calib", "rotate", "rotate+calib", "smooth"]
+# W8A8: int8 activations per token are the type's definition, so it is evaluated at the
+# precision that runs them (fast); only it gets SmoothQuant's migration (smooth), and it
+# gets rotation (QuaRot's other use: spreading activation outliers) but not importance.
+ACTIVATION_TYPES = {"w8a8"}
+SPEED_SUBSET = ["w8a8", "q8_0", "q4_0", "q4_k", "nf4", "q3_g64", "q2_g64", "tq2_0"]
 LLAMA_TYPES = ["q4_0", "q4_1"]
+# GGUF's own types: llama.cpp runs memwall's files of them, so their speed is compared on the
+# same file (the kernels issue's standard).
+GGUF_STANDARD = {"q8_0", "q6_k", "q5_k", "q4_k", "q4_1", "q4_0", "tq2_0", "tq1_0"}
 T0 = time.monotonic()
 
 
@@ -120,8 +129,10 @@ sys.exit(llama_cpp.llama_model_quantize(sys.argv[1].encode(), sys.argv[2].encode
 # ---------------------------------------------------------------- measurement
 
 def evaluate(a, w, row, path):
+    precision = "fast" if row.get("type") in ACTIVATION_TYPES else "exact"
+    row["eval_precision"] = precision
     cmd = [a.memwall, "perplexity", "-m", path, "-f", w["eval"], "--ctx", str(a.ctx),
-           "--chunks", str(a.chunks), "--precision", "exact", "-t", str(a.threads),
+           "--chunks", str(a.chunks), "--precision", precision, "-t", str(a.threads),
            "--kl-base", w["base_lp"], "--json"]
     row["ppl_cmd"] = show(cmd)
     p = json.loads(run(cmd, w["log"]).stdout)
@@ -142,6 +153,16 @@ def speed(a, w, row, path):
                peak_rss=b["peak_rss_bytes"], bench_precision=b.get("precision"),
                decode_spread=b.get("decode_tokens_per_s_spread", {}).get("samples"),
                prefill_spread=b.get("prefill_tokens_per_s_spread", {}).get("samples"))
+
+
+def llama_speed(a, w, row, path):
+    """llama.cpp's prefill/decode on the same file, same protocol (bench/llama_runner.py)."""
+    cmd = [a.python, os.path.join(ROOT, "bench", "llama_runner.py"), "-m", path, "-p",
+           str(a.n_prompt), "-n", str(a.n_gen), "-r", str(a.reps), "-t", str(a.threads)]
+    row["llama_bench_cmd"] = show(cmd)
+    b = json.loads(run(cmd, w["log"]).stdout)
+    row.update(llama_decode_tps=b["decode_tokens_per_s"],
+               llama_prefill_tps=b["prefill_tokens_per_s"])
 
 
 def want_speed(a, typ, engine):
@@ -175,9 +196,11 @@ def memwall_variant(a, w, typ, recipe, data):
         else:
             cmd += ["--calib", w["calib"], "--calib-chunks", str(a.calib_chunks),
                     "--calib-ctx", str(a.ctx), "--save-imatrix", w["imatrix"]]
-    elif recipe == "rotate+calib":
+    elif recipe in ("rotate+calib", "smooth"):
         cmd += ["--calib", w["calib"], "--calib-chunks", str(a.calib_chunks),
                 "--calib-ctx", str(a.ctx)]
+    if recipe == "smooth":
+        cmd += ["--smooth", str(a.smooth_alpha)]
     row["quantize_cmd"] = show(cmd)
     t = time.monotonic()
     r = run(cmd, w["log"])
@@ -198,6 +221,8 @@ def memwall_variant(a, w, typ, recipe, data):
         evaluate(a, w, row, path)
         if want_speed(a, typ, "memwall") and recipe == "plain":
             speed(a, w, row, path)
+            if typ in GGUF_STANDARD and not a.no_llama:
+                llama_speed(a, w, row, path)
         log(f"{name}: {row['bpw']:.3f} bpw, PPL {row['ppl']:.3f}, KL {row['kl']:.5f}, "
             f"top1 {100 * row['top1']:.1f}%" +
             (f", decode {row['decode_tps']:.1f} tok/s" if "decode_tps" in row else ""))
@@ -305,6 +330,10 @@ def measure(a):
             for typ in a.types:
                 if rec == "rotate+calib" and typ not in LOW:
                     continue
+                if rec == "smooth" and typ not in ACTIVATION_TYPES:
+                    continue
+                if typ in ACTIVATION_TYPES and rec in ("calib", "rotate+calib"):
+                    continue
                 jobs.append(("memwall", typ, rec))
         for engine, typ, rec in jobs:
             if a.deadline and time.time() > a.deadline:
@@ -374,7 +403,7 @@ def plot(path, data):
         return max(r["kl"], floor)
 
     fig, ax = plt.subplots(figsize=(10, 6.5))
-    markers = {"plain": "o", "calib": "s", "rotate": "^", "rotate+calib": "D"}
+    markers = {"plain": "o", "calib": "s", "rotate": "^", "rotate+calib": "D", "smooth": "P"}
     for rec, m in markers.items():
         rs = [r for r in rows if r["engine"] == "memwall" and r["recipe"] == rec]
         if rs:
@@ -440,6 +469,11 @@ def write_report(path, data):
       "for that type) is identical to the recipe without calib and is skipped.")
     w("- **Rotation**: `--rotate hadamard` (QuaRot-style randomized Hadamard, seed 1); "
       "rotate+calib only for the types of 4 bits and below.")
+    w(f"- **W8A8**: `w8a8` (int8 weights per output channel) is evaluated with `--precision "
+      f"fast`, which runs its int8 activations with one scale per token, the type's "
+      f"definition (every other type: `--precision exact`, weights only). Its recipes: plain, "
+      f"rotate, and smooth = `--smooth {a.get('smooth_alpha', 0.5)} --calib CALIB` "
+      f"(SmoothQuant's migration folded into norms, V and FFN up).")
     w("- **llama.cpp**: q4_0 and q4_1 made by llama.cpp's own quantizer "
       "(llama-cpp-python `llama_model_quantize`, `LLAMA_FTYPE_MOSTLY_Q4_0/Q4_1`, default "
       "recipe: it keeps token_embd (tied output) in q8_0 as its q6_k fallback) from the same "
@@ -522,6 +556,19 @@ def write_report(path, data):
           f"{r['kl']:.5f} ± {r['kl_stderr']:.5f} | {100 * r['top1']:.1f} | "
           f"{f(r.get('decode_tps'), '.1f')} | {f(r.get('prefill_tps'), '.0f')} | "
           f"{f(r.get('peak_rss') and mib(r['peak_rss']), '.0f')} |")
+    same = [r for r in rows if r.get("llama_decode_tps")]
+    if same:
+        w("\nSpeed on the same file (GGUF's own types, which llama.cpp runs too; "
+          "`bench/llama_runner.py`, the same prompt/generation/repetitions, run right after "
+          "memwall's):\n")
+        w("| file | memwall decode | llama.cpp decode | ratio | memwall prefill | "
+          "llama.cpp prefill | ratio |")
+        w("|---|--:|--:|--:|--:|--:|--:|")
+        for r in sorted(same, key=lambda r: -r["bpw"]):
+            w(f"| {r['name']} | {r['decode_tps']:.1f} | {r['llama_decode_tps']:.1f} | "
+              f"{r['decode_tps'] / r['llama_decode_tps']:.2f}x | {r['prefill_tps']:.0f} | "
+              f"{r['llama_prefill_tps']:.0f} | "
+              f"{r['prefill_tps'] / r['llama_prefill_tps']:.2f}x |")
     xc = [r for r in rows if r.get("llama_cpp_ppl")]
     if xc:
         w("\nCross-check, llama.cpp's own perplexity of its files (llama-cpp-python logits, "
@@ -564,6 +611,7 @@ def main():
     ap.add_argument("--eval-bytes", type=int, default=600_000)
     ap.add_argument("--calib-bytes", type=int, default=500_000)
     ap.add_argument("--calib-chunks", type=int, default=16)
+    ap.add_argument("--smooth-alpha", type=float, default=0.5, help="SmoothQuant alpha")
     ap.add_argument("-t", "--threads", type=int, default=2)
     ap.add_argument("--types", default=",".join(TYPES))
     ap.add_argument("--recipes", default=",".join(RECIPES))
