@@ -31,7 +31,14 @@ general.alignment (64) into its output but lays the data out at its default alig
 the value is patched to 32 so that the file reads (noted in the report).
 
     .venv/bin/python bench/quant.py --memwall build/memwall [--chunks 8] [--speed subset]
-    .venv/bin/python bench/quant.py --from-json bench/results/quant.json  # report only"""
+    .venv/bin/python bench/quant.py --from-json bench/results/quant.json  # report only
+
+--base stories260k: the frontier on a model that was never quantized, Karpathy's stories260K
+(llama2.c f32 checkpoint in ../shared/data, converted with `memwall convert`), on TinyStories
+text (../shared/data), context 256; writes quant-stories260k.{md,png,json}. The model is tiny
+(dim 64, FFN 172: FFN down's rows are not a multiple of 32 and stay f16, and the f32 norms
+weigh), so its files are far above 4.5 bits per weight; it is the fair check of memwall's
+quantizers against llama.cpp's on the same types."""
 import argparse
 import json
 import math
@@ -47,13 +54,40 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 from e2e_kernels import machine, show  # noqa: E402
 
 DEFAULT_MODEL = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
+SHARED = os.path.join(os.path.dirname(ROOT), "shared", "data")
+BASES = {
+    "default": {
+        "tag": "", "title": "SmolLM2-135M (base: Q4_1 decoded to f32)",
+        "base": "`models/SmolLM2-135M-Instruct.Q4_1.gguf` decoded to f32 (`memwall quantize "
+                "MODEL base-f32.gguf --type f32`). No unquantized SmolLM2 model ships on PyPI "
+                "(searched), so this is the base. **Caveat**: its matrices sit on a q4_1 grid "
+                "(token_embd on q8_0), so requantizing to q4_1 is nearly lossless and favours "
+                "q4_1 (and the types that fall back to q4_1).",
+        "text": "WikiText-2 raw `wiki.test.raw`"},
+    "stories260k": {
+        "tag": "-stories260k", "title": "stories260K (f32, never quantized)",
+        "llama2c": os.path.join(SHARED, "llama2c-stories260k", "stories260K.bin"),
+        "tokenizer": os.path.join(SHARED, "llama2c-stories260k", "tok512.bin"),
+        "text_path": os.path.join(SHARED, "text", "tinystories", "tinystories_sample.txt"),
+        "base": "Karpathy's stories260K, an f32 llama2.c checkpoint never quantized "
+                "(`../shared/data/llama2c-stories260k`, converted by `memwall convert`): dim "
+                "64, FFN 172, 5 layers, 8 heads / 4 KV heads, vocabulary 512. FFN down's rows "
+                "(172) are not a multiple of any block, so every type keeps them in f16, and "
+                "the f32 norms are 0.3% of the weights: files are far above 4.5 bits per "
+                "weight, and this base is the fair same-type comparison with llama.cpp's "
+                "quantizer, not the 4.5-bit headline.",
+        "text": "TinyStories (`tinystories_sample.txt`)"},
+}
 TEXT = os.path.join(os.path.dirname(ROOT), "shared", "data", "text", "wikitext-2-raw",
                     "wiki.test.raw")
 TYPES = ["w8a8", "q8_0", "q6_k", "q5_k", "q4_k", "q4_1", "q4_0", "nf4", "nf4_dq", "q3_g64", "q2_g64",
          "tq2_0", "tq1_0"]
 # Types of 4 bits and below: these also get rotate + calib.
 LOW = {"q4_k", "q4_1", "q4_0", "nf4", "nf4_dq", "q3_g64", "q2_g64", "tq2_0", "tq1_0"}
-RECIPES = ["plain", "calib", "rotate", "rotate+calib", "smooth"]
+RECIPES = ["plain", "calib", "rotate", "rotate+calib", "smooth", "calib+embd8"]
+# calib+embd8: llama.cpp's default recipe with memwall's quantizer (token_embd, the tied
+# output head, kept in q8_0), for the types llama.cpp's files are compared with.
+EMBD8_TYPES = {"q4_0", "q4_1", "nf4", "nf4_dq"}
 # W8A8: int8 activations per token are the type's definition, so it is evaluated at the
 # precision that runs them (fast); only it gets SmoothQuant's migration (smooth), and it
 # gets rotation (QuaRot's other use: spreading activation outliers) but not importance.
@@ -190,7 +224,9 @@ def memwall_variant(a, w, typ, recipe, data):
            "--json"]
     if "rotate" in recipe:
         cmd += ["--rotate", "hadamard"]
-    if recipe == "calib":
+    if recipe == "calib+embd8":
+        cmd += ["--keep", r"token_embd\.weight=q8_0"]
+    if recipe in ("calib", "calib+embd8"):
         if os.path.exists(w["imatrix"]):
             cmd += ["--imatrix", w["imatrix"]]
         else:
@@ -295,6 +331,11 @@ def measure(a):
          "log": os.path.join(a.logdir, "quant.log")}
     open(w["log"], "w").close()
     log("work dir", wd, "| log", w["log"])
+    preset = BASES[a.base]
+    if "llama2c" in preset:
+        a.model = os.path.join(wd, "model.gguf")
+        run([a.memwall, "convert", "--llama2c", preset["llama2c"], "--tokenizer",
+             preset["tokenizer"], "-o", a.model], w["log"])
     with open(a.text, "rb") as f:
         raw = f.read()
     with open(w["eval"], "wb") as f:
@@ -304,7 +345,7 @@ def measure(a):
     data = {"args": {k: v for k, v in vars(a).items()}, "machine": machine(), "rows": [],
             "errors": [], "command": "python " + show([os.path.abspath(sys.argv[0])]) + " " +
             " ".join(sys.argv[1:]), "text": {"file": show([a.text]), "bytes": len(raw)}}
-    out_json = os.path.join(a.out_dir, "quant.json")
+    out_json = os.path.join(a.out_dir, f"quant{preset['tag']}.json")
     try:
         run([a.memwall, "quantize", a.model, w["base"], "--type", "f32", "--json"], w["log"])
         base = {"name": "base f32", "engine": "base", "type": "f32", "recipe": "base",
@@ -331,6 +372,8 @@ def measure(a):
                 if rec == "rotate+calib" and typ not in LOW:
                     continue
                 if rec == "smooth" and typ not in ACTIVATION_TYPES:
+                    continue
+                if rec == "calib+embd8" and typ not in EMBD8_TYPES:
                     continue
                 if typ in ACTIVATION_TYPES and rec in ("calib", "rotate+calib"):
                     continue
@@ -403,7 +446,8 @@ def plot(path, data):
         return max(r["kl"], floor)
 
     fig, ax = plt.subplots(figsize=(10, 6.5))
-    markers = {"plain": "o", "calib": "s", "rotate": "^", "rotate+calib": "D", "smooth": "P"}
+    markers = {"plain": "o", "calib": "s", "rotate": "^", "rotate+calib": "D", "smooth": "P",
+               "calib+embd8": "v"}
     for rec, m in markers.items():
         rs = [r for r in rows if r["engine"] == "memwall" and r["recipe"] == rec]
         if rs:
@@ -427,8 +471,9 @@ def plot(path, data):
     ax.set_xlabel("bits per weight (all tensors, incl. embeddings)")
     ax.set_ylabel("mean KL(base || variant), nats/token (log)")
     a = data["args"]
-    ax.set_title(f"SmolLM2-135M quantization frontier (base: Q4_1 decoded to f32; "
-                 f"WikiText-2 test, {a['chunks']} x {a['ctx']} tokens)", fontsize=10)
+    preset = BASES[a.get("base", "default")]
+    ax.set_title(f"{preset['title']} quantization frontier ({preset['text']}, "
+                 f"{a['chunks']} x {a['ctx']} tokens)".replace("`", ""), fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -449,19 +494,16 @@ def write_report(path, data):
       f"logical CPUs, {m['memory_bytes'] / 2**30:.1f} GiB, {m['kernel']}; "
       f"commit {m['commit']}; {m['date']}. Shared, noisy machine: speeds are indicative.\n")
     w("## Protocol\n")
-    w("- **Base**: `models/SmolLM2-135M-Instruct.Q4_1.gguf` decoded to f32 "
-      "(`memwall quantize MODEL base-f32.gguf --type f32`). No unquantized SmolLM2 model "
-      "ships on PyPI (searched), so this is the base. **Caveat**: its matrices sit on a q4_1 "
-      "grid (token_embd on q8_0), so requantizing to q4_1 is nearly lossless and favours q4_1 "
-      "(and the types that fall back to q4_1).")
+    preset = BASES[a.get("base", "default")]
+    w(f"- **Base**: {preset['base']}")
     w(f"- **Evaluation**: `memwall perplexity -f EVAL --ctx {a['ctx']} --chunks {a['chunks']} "
-      f"--precision exact` on the first {a['eval_bytes']:,} bytes of WikiText-2 raw "
-      f"`wiki.test.raw` ({base['tokens_scored'] if base else '?'} scored tokens); the base "
+      f"--precision exact` on the first {a['eval_bytes']:,} bytes of {preset['text']} "
+      f"({base['tokens_scored'] if base else '?'} scored tokens); the base "
       "writes `--save-logits base.lp`, every variant runs with `--kl-base base.lp --json`: "
       "PPL ± stderr, ΔPPL vs base ± stderr (paired), mean KL(base ‖ variant) ± stderr, "
       "top-1 agreement with the base.")
     w(f"- **Calibration** (importance matrix): the last {a['calib_bytes']:,} bytes of "
-      f"`wiki.test.raw` (disjoint from the evaluation text), `--calib-chunks "
+      f"the same text (disjoint from the evaluation text), `--calib-chunks "
       f"{a['calib_chunks']}` windows of {a['ctx']} tokens. The base's statistics are computed "
       "once (`--calib ... --save-imatrix`) and reused (`--imatrix`) for the other plain+calib "
       "variants; rotate+calib runs `--calib` each time (statistics in the rotated basis). A "
@@ -474,6 +516,9 @@ def write_report(path, data):
       f"definition (every other type: `--precision exact`, weights only). Its recipes: plain, "
       f"rotate, and smooth = `--smooth {a.get('smooth_alpha', 0.5)} --calib CALIB` "
       f"(SmoothQuant's migration folded into norms, V and FFN up).")
+    w("- **calib+embd8**: calib with `--keep 'token_embd\\.weight=q8_0'`, llama.cpp's default "
+      "recipe (it keeps the tied embedding / output head in q8_0) with memwall's quantizers, "
+      "for " + ", ".join(sorted(EMBD8_TYPES)) + ".")
     w("- **llama.cpp**: q4_0 and q4_1 made by llama.cpp's own quantizer "
       "(llama-cpp-python `llama_model_quantize`, `LLAMA_FTYPE_MOSTLY_Q4_0/Q4_1`, default "
       "recipe: it keeps token_embd (tied output) in q8_0 as its q6_k fallback) from the same "
@@ -524,6 +569,7 @@ def write_report(path, data):
               f"{'smaller' if best['bpw'] < r['bpw'] else 'larger'} "
               f"({best['bpw']:.3f} vs {r['bpw']:.3f}).")
         w("")
+    if best and ll and a.get("base", "default") == "default":
         w("Caveat: the base is itself q4_1-quantized, so any q4_1-grid recipe (memwall q4_1, "
           "llama.cpp q4_1, and k-quant fallbacks to q4_1) is close to lossless here; the "
           "comparison at ≤ 4.5 bpw is between memwall recipes that do not have that advantage "
@@ -539,6 +585,20 @@ def write_report(path, data):
               + " that.\n")
     else:
         w("Not enough rows measured for the comparison.\n")
+    if ll:
+        w("Same type, memwall's best recipe vs llama.cpp's quantizer (its default recipe):\n")
+        w("| type | memwall recipe | bpw | KL ± se | llama.cpp bpw | llama.cpp KL ± se | "
+          "llama.cpp KL / memwall KL |")
+        w("|---|---|--:|--:|--:|--:|--:|")
+        for t in LLAMA_TYPES:
+            mine = [r for r in measured(data) if r["engine"] == "memwall" and r["type"] == t]
+            if t not in ll or not mine:
+                continue
+            m, r = min(mine, key=lambda r: r["kl"]), ll[t]
+            w(f"| {t} | {m['name']} | {m['bpw']:.3f} | {m['kl']:.5f} ± {m['kl_stderr']:.5f} | "
+              f"{r['bpw']:.3f} | {r['kl']:.5f} ± {r['kl_stderr']:.5f} | "
+              f"{r['kl'] / m['kl'] if m['kl'] > 0 else float('inf'):.2f}x |")
+        w("")
 
     w("## Results\n")
     w("★ = on the Pareto frontier of (file bytes, mean KL): no other variant is both at most "
@@ -581,7 +641,7 @@ def write_report(path, data):
     if sk:
         w("\nSkipped (identical to another row): " +
           "; ".join(f"{r['name']} ({r['skipped']})" for r in sk) + ".")
-    w("\n![quantization frontier](quant.png)\n")
+    w(f"\n![quantization frontier](quant{preset['tag']}.png)\n")
     w("## Tensor types per file\n")
     w("| variant | types (tensors / MiB) | fallbacks | memwall binary |")
     w("|---|---|---|---|")
@@ -603,6 +663,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--memwall", default=os.path.join(ROOT, "build", "memwall"))
+    ap.add_argument("--base", choices=list(BASES), default="default",
+                    help="default: the default model decoded to f32, on WikiText-2; "
+                         "stories260k: an f32 model never quantized, on TinyStories (ctx 256)")
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--python", default=sys.executable, help="interpreter with llama_cpp")
     ap.add_argument("--text", default=TEXT)
@@ -640,21 +703,27 @@ def main():
             data = json.load(fh)
         out_dir = os.path.dirname(os.path.abspath(a.from_json))
         finalize(data)
-        plot(os.path.join(out_dir, "quant.png"), data)
-        write_report(os.path.join(out_dir, "quant.md"), data)
-        log(f"rewrote {os.path.join(out_dir, 'quant.md')} from {a.from_json}")
+        tag = BASES[data["args"].get("base", "default")]["tag"]
+        plot(os.path.join(out_dir, f"quant{tag}.png"), data)
+        write_report(os.path.join(out_dir, f"quant{tag}.md"), data)
+        log(f"rewrote {os.path.join(out_dir, f'quant{tag}.md')} from {a.from_json}")
         return
+    if a.base == "stories260k":
+        a.text = BASES[a.base]["text_path"]
+        if a.ctx == 512:
+            a.ctx = 256  # the model's context is 512: keep two windows' worth of room
     a.types = [t for t in a.types.split(",") if t]
     a.recipes = [t for t in a.recipes.split(",") if t]
     a.llama_types = [t for t in a.llama_types.split(",") if t]
     a.speed_types = [t for t in a.speed_types.split(",") if t]
     os.makedirs(a.out_dir, exist_ok=True)
     data = measure(a)
-    with open(os.path.join(a.out_dir, "quant.json"), "w") as fh:
+    tag = BASES[a.base]["tag"]
+    with open(os.path.join(a.out_dir, f"quant{tag}.json"), "w") as fh:
         json.dump(data, fh, indent=1)
-    plot(os.path.join(a.out_dir, "quant.png"), data)
-    write_report(os.path.join(a.out_dir, "quant.md"), data)
-    log("wrote", os.path.join(a.out_dir, "quant.md"))
+    plot(os.path.join(a.out_dir, f"quant{tag}.png"), data)
+    write_report(os.path.join(a.out_dir, f"quant{tag}.md"), data)
+    log("wrote", os.path.join(a.out_dir, f"quant{tag}.md"))
 
 
 if __name__ == "__main__":
