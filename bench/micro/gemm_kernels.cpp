@@ -54,6 +54,7 @@ struct Workload {
   std::vector<float> x;  // [256 x cols]
   std::vector<BlockQ8x> xq;
   std::vector<kernels::BlockQ16x> xq16;
+  std::vector<uint8_t> xrows;  // per-token int8 records (w8a8)
   const uint8_t* matrix(int i) const { return weights.get() + size_t(i) * matrix_bytes; }
 };
 
@@ -66,14 +67,13 @@ Workload* workload(TensorType type, Shape shape, kernels::WeightLayout layout) {
     return current.get();
   }
   current.reset();
-  const auto& info = tensor_type_info(type);
   const kernels::WeightCodec* codec = kernels::find_codec(type);
   if (!codec) return nullptr;
   auto w = std::make_unique<Workload>();
   w->type = type;
   w->shape = shape;
   w->layout = layout;
-  w->row_bytes = size_t(shape.cols / info.block_elements) * info.block_bytes;
+  w->row_bytes = row_bytes(type, uint64_t(shape.cols));
   w->matrix_bytes = w->row_bytes * size_t(shape.rows);
   w->stride = w->row_bytes;
   const bool packed = layout == kernels::WeightLayout::kPacked16;
@@ -108,7 +108,11 @@ Workload* workload(TensorType type, Shape shape, kernels::WeightLayout layout) {
   const int64_t blocks = shape.cols / 32;
   w->xq.resize(size_t(kMaxT * blocks));
   w->xq16.resize(size_t(kMaxT * blocks));
+  const size_t row_stride = kernels::q8_row_stride(shape.cols);
+  w->xrows.resize(size_t(kMaxT) * row_stride);
   for (int64_t t = 0; t < kMaxT; ++t) {
+    kernels::quantize_activations_q8_row(w->x.data() + t * shape.cols,
+                                         w->xrows.data() + size_t(t) * row_stride, shape.cols);
     kernels::quantize_activations_q8(w->x.data() + t * shape.cols, w->xq.data() + t * blocks,
                                      shape.cols);
     kernels::quantize_activations_q16(w->x.data() + t * shape.cols, w->xq16.data() + t * blocks,
@@ -146,12 +150,15 @@ void BM_Gemm(benchmark::State& state, Case c) {
   const int64_t R = c.shape.rows, n = c.shape.cols, T = c.T;
   const bool q8 = k->activation == ActivationKind::kQ8;
   const bool q16 = k->activation == ActivationKind::kQ16;
-  const auto* x = q8    ? reinterpret_cast<const uint8_t*>(w->xq.data())
-                  : q16 ? reinterpret_cast<const uint8_t*>(w->xq16.data())
-                        : reinterpret_cast<const uint8_t*>(w->x.data());
-  const size_t x_stride = q8    ? size_t(n / 32) * sizeof(BlockQ8x)
-                          : q16 ? size_t(n / 32) * sizeof(kernels::BlockQ16x)
-                                : size_t(n) * sizeof(float);
+  const bool q8_row = k->activation == ActivationKind::kQ8Row;
+  const auto* x = q8       ? reinterpret_cast<const uint8_t*>(w->xq.data())
+                  : q16    ? reinterpret_cast<const uint8_t*>(w->xq16.data())
+                  : q8_row ? w->xrows.data()
+                           : reinterpret_cast<const uint8_t*>(w->x.data());
+  const size_t x_stride = q8       ? size_t(n / 32) * sizeof(BlockQ8x)
+                          : q16    ? size_t(n / 32) * sizeof(kernels::BlockQ16x)
+                          : q8_row ? kernels::q8_row_stride(n)
+                                   : size_t(n) * sizeof(float);
   std::vector<float> y(size_t(T * R));
   ThreadPool* pool = c.threads > 1 ? &pool_of(c.threads) : nullptr;
   int copy = 0;
@@ -183,9 +190,10 @@ void BM_Gemm(benchmark::State& state, Case c) {
   state.counters["threads"] = c.threads;
   state.SetLabel(std::string(tensor_type_name(c.type)) + " " +
                  std::string(kernels::isa_name(k->isa)) + (packed ? " packed16" : "") +
-                 (q8    ? " q8-activations"
-                  : q16 ? " q16-activations"
-                        : " f32-activations"));
+                 (q8       ? " q8-activations"
+                  : q16    ? " q16-activations"
+                  : q8_row ? " q8-per-token-activations"
+                           : " f32-activations"));
   kernels::reset_isa();
 }
 
@@ -193,7 +201,8 @@ void BM_Gemm(benchmark::State& state, Case c) {
 
 void register_gemm_benchmarks() {
   const TensorType types[] = {TensorType::F32,  TensorType::F16,  TensorType::BF16,
-                              TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_1};
+                              TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_1,
+                              TensorType::W8A8};
   const Isa isas[] = {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni};
   const Shape shapes[] = {{2048, 8192}, {8192, 2048}};
   using kernels::WeightLayout;
@@ -202,12 +211,17 @@ void register_gemm_benchmarks() {
     ActivationKind act;
     const char* suffix;
   };
+  // w8a8 rows meet only per-token int8 activations (kQ8Row); the others
+  // skip that variant and w8a8 skips theirs.
   const Variant variants[] = {{WeightLayout::kRows, ActivationKind::kQ8, ""},
+                              {WeightLayout::kRows, ActivationKind::kQ8Row, ""},
                               {WeightLayout::kPacked16, ActivationKind::kQ8, "-packed16"},
                               {WeightLayout::kPacked16, ActivationKind::kQ16, "-packed16-q16"}};
   for (const Variant& v : variants) {
     for (TensorType type : types) {
       if (v.layout == WeightLayout::kPacked16 && !kernels::packable(type)) continue;
+      const bool w8a8 = type == TensorType::W8A8;
+      if (w8a8 != (v.act == ActivationKind::kQ8Row)) continue;
       for (Shape shape : shapes) {
         // Distinct kernels for this format, the lowest forced target naming each.
         std::vector<std::pair<Isa, const GemmKernel*>> kernels_seen;

@@ -1,9 +1,11 @@
-// quantize_activations_q8: the scalar reference and the dispatcher.
+// quantize_activations_q8 (and _q16, _q8_row): the scalar references and the
+// dispatchers.
 //
 // Rounding is round-half-to-even (std::nearbyint in the default rounding mode),
 // because that is what the SIMD float->int conversion (cvtps2dq) does; with
 // the same d and 1/d (simd_q8_scale.h) every target produces identical blocks.
 #include <cmath>
+#include <cstring>
 
 #include "kernels/isa.h"
 #include "kernels/simd_kernels.h"
@@ -52,6 +54,37 @@ void quantize_activations_q16_scalar(const float* x, BlockQ16x* out, int64_t n) 
     out[b].d = d;
     out[b].sum = sum;
   }
+}
+
+void quantize_activations_q8_row_scalar(const float* x, uint8_t* out, int64_t cols) {
+  float amax = 0;
+  for (int64_t i = 0; i < cols; ++i) amax = std::fmax(amax, std::fabs(x[i]));
+  float d, id;
+  q8_block_scale(amax, d, id);
+  auto* q = reinterpret_cast<int8_t*>(out + sizeof(Q8RowHeader));
+  int32_t sum = 0;
+  for (int64_t i = 0; i < cols; ++i) {
+    const int v = static_cast<int>(std::nearbyint(x[i] * id));
+    q[i] = static_cast<int8_t>(v);
+    sum += v;
+  }
+  const Q8RowHeader h{d, sum};
+  std::memcpy(out, &h, sizeof h);
+  const size_t used = sizeof(Q8RowHeader) + size_t(cols);
+  std::memset(out + used, 0, q8_row_stride(cols) - used);
+}
+
+void quantize_activations_q8_row(const float* x, uint8_t* out, int64_t cols) {
+  switch (active_isa()) {
+    case Isa::kAvx512:
+    case Isa::kAvx512Vnni:
+      return quantize_activations_q8_row_avx512(x, out, cols);
+    case Isa::kAvx2:
+      return quantize_activations_q8_row_avx2(x, out, cols);
+    case Isa::kScalar:
+      break;
+  }
+  quantize_activations_q8_row_scalar(x, out, cols);
 }
 
 void quantize_activations_q16(const float* x, BlockQ16x* out, int64_t n) {

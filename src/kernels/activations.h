@@ -38,4 +38,26 @@ static_assert(sizeof(BlockQ16x) == 72);
 
 void quantize_activations_q16(const float* x, BlockQ16x* out, int64_t n);
 
+// Per-token int8 activations, the "A8" of W8A8 (ActivationKind::kQ8Row): ONE
+// scale per row of X rather than per 32 values, so a w8a8 row's dot product
+// is one integer sum and one float product. Each token's record is a
+// Q8RowHeader, then `cols` int8 q = round(x / d) (ties to even, as BlockQ8x),
+// d = max|x| / 127 (0 when max|x| < 1e-30), sum = sum of q; then zero bytes up
+// to q8_row_stride(cols), a multiple of 64. Coarse on purpose: SmoothQuant's
+// migration (memwall quantize --smooth) is what tames a token's outlier
+// channels. |q| <= 127, which the kernels rely on.
+struct Q8RowHeader {
+  float d;
+  int32_t sum;
+};
+static_assert(sizeof(Q8RowHeader) == 8);
+
+// Bytes of one token's record: 8 + cols rounded up to 64.
+inline size_t q8_row_stride(int64_t cols) {
+  return (sizeof(Q8RowHeader) + size_t(cols) + 63) / 64 * 64;
+}
+
+// One token: x[cols] -> out[q8_row_stride(cols)] bytes. cols is a multiple of 32.
+void quantize_activations_q8_row(const float* x, uint8_t* out, int64_t cols);
+
 }  // namespace memwall::kernels

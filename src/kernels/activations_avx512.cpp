@@ -1,5 +1,7 @@
-// quantize_activations_q8 for the AVX-512 targets: one block of 32 = two zmm.
-// Bit-identical to the scalar version (see activations.cpp).
+// quantize_activations_q8 (_q16, _q8_row) for the AVX-512 targets: one block
+// of 32 = two zmm. Bit-identical to the scalar versions (see activations.cpp).
+#include <cstring>
+
 #include "kernels/simd_kernels.h"
 #include "kernels/simd_q8_scale.h"
 #include "kernels/simd_x86.h"
@@ -54,6 +56,33 @@ void quantize_activations_q16_avx512(const float* x, BlockQ16x* out, int64_t n) 
     out[b].d = d;
     out[b].sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
   }
+}
+
+// One scale per token: max|x| over the whole row first, then the same
+// rounding as the block quantizers, 32 values per step.
+void quantize_activations_q8_row_avx512(const float* x, uint8_t* out, int64_t cols) {
+  __m512 m = _mm512_setzero_ps();
+  for (int64_t i = 0; i < cols; i += 32) {
+    m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
+    m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + i + 16)));
+  }
+  float d, id;
+  q8_block_scale(_mm512_reduce_max_ps(m), d, id);
+  const __m512 vid = _mm512_set1_ps(id);
+  uint8_t* q = out + sizeof(Q8RowHeader);
+  __m512i sum = _mm512_setzero_si512();
+  for (int64_t i = 0; i < cols; i += 32) {
+    const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + i), vid));
+    const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + i + 16), vid));
+    // |q| <= 127, so the truncating narrow (vpmovdb) is exact.
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i), _mm512_cvtepi32_epi8(q0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i + 16), _mm512_cvtepi32_epi8(q1));
+    sum = _mm512_add_epi32(sum, _mm512_add_epi32(q0, q1));
+  }
+  const Q8RowHeader h{d, _mm512_reduce_add_epi32(sum)};
+  std::memcpy(out, &h, sizeof h);
+  const size_t used = sizeof(Q8RowHeader) + size_t(cols);
+  std::memset(out + used, 0, q8_row_stride(cols) - used);
 }
 
 }  // namespace memwall::kernels

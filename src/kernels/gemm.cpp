@@ -25,6 +25,7 @@ const GemmKernel* const kRegistry[] = {
     &kGemmQ8_0PackedAvx512Vnni, &kGemmQ4_0PackedAvx512Vnni, &kGemmQ4_1PackedAvx512Vnni,
     &kGemmQ8_0Q16PackedScalar, &kGemmQ4_0Q16PackedScalar, &kGemmQ4_1Q16PackedScalar,
     &kGemmQ8_0Q16PackedAvx512Vnni, &kGemmQ4_0Q16PackedAvx512Vnni, &kGemmQ4_1Q16PackedAvx512Vnni,
+    &kGemmW8A8Scalar, &kGemmW8A8Avx2, &kGemmW8A8Avx512Vnni,
 };
 // clang-format on
 

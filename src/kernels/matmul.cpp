@@ -6,6 +6,7 @@
 #include "kernels/gemm.h"
 #include "kernels/isa.h"
 #include "kernels/vector_ops.h"
+#include "kernels/w8a8_kernels.h"
 
 namespace memwall::kernels {
 
@@ -17,6 +18,7 @@ void MatmulInput::set(const float* x, int64_t T, int64_t cols) {
   quantized16_ = false;
   quantized_k8_ = false;
   quantized_k16_ = false;
+  quantized_rows_ = false;
 }
 
 template <class Block>
@@ -38,24 +40,27 @@ const Block* MatmulInput::quantized(ThreadPool& pool, std::vector<Block>& blocks
   return blocks.data();
 }
 
-size_t MatmulInput::bytes_for(int64_t T, int64_t cols, Precision precision) {
+size_t MatmulInput::bytes_for(int64_t T, int64_t cols, Precision precision, InputForms forms) {
+  if (precision == Precision::kExact) return 0;
   const size_t blocks = size_t(T) * size_t(cols / 32);
   const size_t super_blocks = size_t(T) * size_t(cols / kQK);
-  switch (precision) {
-    case Precision::kFast:
-      return std::max(blocks * sizeof(BlockQ16x), super_blocks * sizeof(BlockQ16K));
-    case Precision::kInt8:
-      return std::max(blocks * sizeof(BlockQ8x), super_blocks * sizeof(BlockQ8K));
-    case Precision::kExact:
-      break;
+  size_t bytes = 0;
+  if (forms.blocks) {
+    bytes += precision == Precision::kFast
+                 ? std::max(blocks * sizeof(BlockQ16x), super_blocks * sizeof(BlockQ16K))
+                 : std::max(blocks * sizeof(BlockQ8x), super_blocks * sizeof(BlockQ8K));
   }
-  return 0;
+  if (forms.q8_rows) bytes += size_t(T) * q8_row_stride(cols);
+  return bytes;
 }
 
-void MatmulInput::reserve(int64_t T, int64_t cols, Precision precision) {
+void MatmulInput::reserve(int64_t T, int64_t cols, Precision precision, InputForms forms) {
+  if (precision == Precision::kExact) return;
   const size_t blocks = size_t(T) * size_t(cols / 32);
-  if (precision == Precision::kFast && q16_.size() < blocks) q16_.resize(blocks);
-  if (precision == Precision::kInt8 && q8_.size() < blocks) q8_.resize(blocks);
+  if (forms.blocks && precision == Precision::kFast && q16_.size() < blocks) q16_.resize(blocks);
+  if (forms.blocks && precision == Precision::kInt8 && q8_.size() < blocks) q8_.resize(blocks);
+  const size_t lines = size_t(T) * q8_row_stride(cols) / sizeof(Line);
+  if (forms.q8_rows && q8_rows_.size() < lines) q8_rows_.resize(lines);
 }
 
 const BlockQ8x* MatmulInput::q8(ThreadPool& pool) {
@@ -72,6 +77,25 @@ const BlockQ8K* MatmulInput::q8k(ThreadPool& pool) {
 
 const BlockQ16K* MatmulInput::q16k(ThreadPool& pool) {
   return quantized(pool, q16k_, quantized_k16_, quantize_activations_q16k, kQK);
+}
+
+const uint8_t* MatmulInput::q8_rows(ThreadPool& pool) {
+  static_assert(sizeof(Line) == 64);
+  const size_t stride = q8_row_stride(cols_);
+  if (!quantized_rows_) {
+    const size_t lines = size_t(T_) * stride / sizeof(Line);
+    if (q8_rows_.size() < lines) q8_rows_.resize(lines);
+    uint8_t* out = q8_rows_.data()->bytes;
+    pool.parallel_for(
+        T_,
+        [&](int64_t b, int64_t e, int) {
+          for (int64_t t = b; t < e; ++t)
+            quantize_activations_q8_row(x_ + t * cols_, out + size_t(t) * stride, cols_);
+        },
+        8);
+    quantized_rows_ = true;
+  }
+  return q8_rows_.data()->bytes;
 }
 
 namespace {
@@ -116,13 +140,20 @@ void matmul_group(ThreadPool& pool, const std::vector<MatmulOutput>& group, Matm
     size_t x_stride;
   };
   std::vector<Plan> plans(group.size());
-  bool need[5] = {};  // by ActivationKind
+  bool need[6] = {};  // by ActivationKind
   for (size_t i = 0; i < group.size(); ++i) {
     const MatrixView& w = *group[i].w;
     Plan& p = plans[i];
     p.kernel = nullptr;
     if (is_float_format(w.type)) {
       p.kernel = find_gemm_kernel(w.type, isa);
+    } else if (w.type == TensorType::W8A8) {
+      // Int8 activations per token are part of the type, so kFast and kInt8
+      // both take its kernel (rows too wide for an exact int32 sum, none
+      // seen in practice, keep the codec path).
+      if (precision != Precision::kExact && w.cols <= kW8A8MaxCols) {
+        p.kernel = find_gemm_kernel(w.type, isa, WeightLayout::kRows, ActivationKind::kQ8Row);
+      }
     } else if (precision != Precision::kExact) {
       // kFast wants 16-bit activations: the packed kernels (q4_0, q4_1,
       // q8_0) or the k-quant/ternary row kernels take them; other formats
@@ -149,6 +180,8 @@ void matmul_group(ThreadPool& pool, const std::vector<MatmulOutput>& group, Matm
   const BlockQ16x* q16 = need[static_cast<int>(ActivationKind::kQ16)] ? x.q16(pool) : nullptr;
   const BlockQ8K* q8k = need[static_cast<int>(ActivationKind::kQ8K)] ? x.q8k(pool) : nullptr;
   const BlockQ16K* q16k = need[static_cast<int>(ActivationKind::kQ16K)] ? x.q16k(pool) : nullptr;
+  const uint8_t* q8_rows =
+      need[static_cast<int>(ActivationKind::kQ8Row)] ? x.q8_rows(pool) : nullptr;
   for (Plan& p : plans) {
     const ActivationKind act = p.kernel ? p.kernel->activation : ActivationKind::kF32;
     if (act == ActivationKind::kQ8) {
@@ -163,6 +196,9 @@ void matmul_group(ThreadPool& pool, const std::vector<MatmulOutput>& group, Matm
     } else if (act == ActivationKind::kQ16K) {
       p.xbytes = reinterpret_cast<const uint8_t*>(q16k);
       p.x_stride = size_t(x.cols() / kQK) * sizeof(BlockQ16K);
+    } else if (act == ActivationKind::kQ8Row) {
+      p.xbytes = q8_rows;
+      p.x_stride = q8_row_stride(x.cols());
     } else {
       p.xbytes = reinterpret_cast<const uint8_t*>(x.f32());
       p.x_stride = size_t(x.cols()) * sizeof(float);

@@ -27,6 +27,9 @@ namespace memwall::kernels {
 //   tq1_0, tq2_0                          (every target)          (every target)
 //   nf4, nf4_dq,         codec, f32 x     row kernel, Q16x        row kernel, Q8x
 //   q2_g64, q3_g64                        (every target)          (every target)
+//   w8a8                 codec, f32 x     row kernel, Q8 per      the same: int8
+//                                         token (every target)    activations are
+//                                                                 the type's A8
 //
 // Q16x/Q8x scale each 32 activations; Q16K/Q8K each 256 (activations_k.h),
 // since a k-quant super-block is 256 weights: 16-bit values keep relative
@@ -44,8 +47,17 @@ enum class Precision {
            // the default model
 };
 
+// Which quantized forms of the input a model's matrices read under a
+// precision (input_forms in model/weight_units.h says, from the weights):
+// what MatmulInput::reserve and bytes_for size.
+struct InputForms {
+  bool blocks = false;   // BlockQ8x/Q16x (or the k-quants' 256-value blocks)
+  bool q8_rows = false;  // per-token int8 records (w8a8)
+};
+
 // The activations a group of matrices reads: f32 rows, and their 8- or 16-bit
-// blocks once a kernel asks for them (each made at most once per set()).
+// blocks or per-token int8 records once a kernel asks for them (each made at
+// most once per set()).
 class MatmulInput {
  public:
   // x: [T x cols], row-major and contiguous; must stay valid while in use.
@@ -55,13 +67,16 @@ class MatmulInput {
   const BlockQ16x* q16(ThreadPool& pool);   // likewise
   const BlockQ8K* q8k(ThreadPool& pool);    // cols must be a multiple of 256
   const BlockQ16K* q16k(ThreadPool& pool);  // likewise
+  // T records of q8_row_stride(cols) bytes (activations.h), 64-byte aligned.
+  const uint8_t* q8_rows(ThreadPool& pool);  // cols must be a multiple of 32
   int64_t tokens() const { return T_; }
-  // Sizes the 8- or 16-bit blocks for up to T rows of `cols` up front (so a
-  // forward pass allocates nothing); bytes_for says how much that holds
-  // (the larger of the 32- and 256-value block forms). The 256-value blocks
-  // of k-quant models are sized at their first use.
-  void reserve(int64_t T, int64_t cols, Precision precision);
-  static size_t bytes_for(int64_t T, int64_t cols, Precision precision);
+  // Sizes the forms the model reads for up to T rows of `cols` up front (so
+  // a forward pass allocates nothing): the 8- or 16-bit blocks and the
+  // per-token records; bytes_for says how much that holds (for blocks, the
+  // larger of the 32- and 256-value forms). The 256-value blocks of k-quant
+  // models are sized at their first use. Nothing under kExact.
+  void reserve(int64_t T, int64_t cols, Precision precision, InputForms forms);
+  static size_t bytes_for(int64_t T, int64_t cols, Precision precision, InputForms forms);
   int64_t cols() const { return cols_; }
 
  private:
@@ -72,7 +87,12 @@ class MatmulInput {
 
   const float* x_ = nullptr;
   int64_t T_ = 0, cols_ = 0;
-  bool quantized_ = false, quantized16_ = false, quantized_k8_ = false, quantized_k16_ = false;
+  bool quantized_ = false, quantized16_ = false, quantized_k8_ = false, quantized_k16_ = false,
+       quantized_rows_ = false;
+  struct alignas(64) Line {
+    uint8_t bytes[64];
+  };
+  std::vector<Line> q8_rows_;
   std::vector<BlockQ8x> q8_;
   std::vector<BlockQ16x> q16_;
   std::vector<BlockQ8K> q8k_;

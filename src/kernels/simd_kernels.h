@@ -16,6 +16,9 @@ void quantize_activations_q8_avx2(const float* x, BlockQ8x* out, int64_t n);
 void quantize_activations_q8_avx512(const float* x, BlockQ8x* out, int64_t n);
 void quantize_activations_q16_scalar(const float* x, BlockQ16x* out, int64_t n);
 void quantize_activations_q16_avx512(const float* x, BlockQ16x* out, int64_t n);
+void quantize_activations_q8_row_scalar(const float* x, uint8_t* out, int64_t cols);
+void quantize_activations_q8_row_avx2(const float* x, uint8_t* out, int64_t cols);
+void quantize_activations_q8_row_avx512(const float* x, uint8_t* out, int64_t cols);
 
 // Every kernel, one per (format, ISA). gemm.cpp lists them in its registry.
 extern const GemmKernel kGemmF32Scalar, kGemmF16Scalar, kGemmBf16Scalar;
@@ -33,5 +36,7 @@ extern const GemmKernel kGemmQ8_0Q16PackedScalar, kGemmQ4_0Q16PackedScalar,
     kGemmQ4_1Q16PackedScalar;
 extern const GemmKernel kGemmQ8_0Q16PackedAvx512Vnni, kGemmQ4_0Q16PackedAvx512Vnni,
     kGemmQ4_1Q16PackedAvx512Vnni;
+// w8a8 rows with per-token int8 activations (kQ8Row).
+extern const GemmKernel kGemmW8A8Scalar, kGemmW8A8Avx2, kGemmW8A8Avx512Vnni;
 
 }  // namespace memwall::kernels

@@ -10,6 +10,7 @@
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "kernels/vector_ops.h"
+#include "model/weight_units.h"
 
 namespace memwall {
 
@@ -31,11 +32,13 @@ constexpr int64_t kMinDecodeKeys = 256;
 
 }  // namespace
 
-size_t Forward::scratch_bytes(const ModelSpec& s, int64_t B, kernels::Precision precision) {
+size_t Forward::scratch_bytes(const ModelSpec& s, int64_t B, kernels::Precision precision,
+                              kernels::InputForms forms) {
   const int64_t C = s.n_embd, F = s.n_ff, Q = s.q_dim(), KV = s.kv_dim();
   const int64_t floats = B * (3 * C + 2 * Q + 2 * KV + 2 * F + s.n_rot);
   const int64_t widest = std::max({C, F, Q});
-  return size_t(floats) * sizeof(float) + kernels::MatmulInput::bytes_for(B, widest, precision);
+  return size_t(floats) * sizeof(float) +
+         kernels::MatmulInput::bytes_for(B, widest, precision, forms);
 }
 
 size_t Forward::attention_bytes(const ModelSpec& s, int64_t B, int64_t ctx, int threads,
@@ -65,7 +68,8 @@ Forward::Forward(const Model& model, WeightStore& store, ThreadPool& pool, Memor
       attention_(attention) {
   const ModelSpec& s = spec_;
   const int64_t B = max_batch_, C = s.n_embd, F = s.n_ff, Q = s.q_dim(), KV = s.kv_dim();
-  reservation_ = ledger.reserve(MemCategory::kScratch, scratch_bytes(s, B, precision_));
+  const kernels::InputForms forms = input_forms(w_, precision_);
+  reservation_ = ledger.reserve(MemCategory::kScratch, scratch_bytes(s, B, precision_, forms));
   x_.resize(size_t(B * C)), xn_.resize(size_t(B * C)), proj_.resize(size_t(B * C));
   q_.resize(size_t(B * Q)), att_.resize(size_t(B * Q));
   k_.resize(size_t(B * KV)), v_.resize(size_t(B * KV));
@@ -85,7 +89,7 @@ Forward::Forward(const Model& model, WeightStore& store, ThreadPool& pool, Memor
   } else {
     partial_.resize(size_t(s.n_head) * size_t(kMaxDecodeParts) * size_t(s.head_dim + 2));
   }
-  input_.reserve(B, std::max({C, F, Q}), precision_);
+  input_.reserve(B, std::max({C, F, Q}), precision_, forms);
   if (s.rotation.residual) rot_residual_.emplace(C, s.rotation.seed);
   if (s.rotation.ffn_down) rot_ffn_.emplace(F, s.rotation.seed + 1);
 }

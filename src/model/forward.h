@@ -47,8 +47,9 @@ class Forward {
           int64_t max_batch, int64_t max_ctx, AttentionConfig attention = {});
 
   // The scratch (activation) and attention bytes a Forward with these limits reserves.
+  // forms: input_forms(weights, precision) (model/weight_units.h).
   static size_t scratch_bytes(const ModelSpec& spec, int64_t max_batch,
-                              kernels::Precision precision);
+                              kernels::Precision precision, kernels::InputForms forms);
   static size_t attention_bytes(const ModelSpec& spec, int64_t max_batch, int64_t max_ctx,
                                 int threads, AttentionConfig attention);
 

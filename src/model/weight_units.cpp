@@ -47,6 +47,25 @@ kernels::Precision effective_precision(kernels::Precision requested, kernels::Is
   return kernels::Precision::kExact;
 }
 
+kernels::InputForms input_forms(const ModelWeights& w, kernels::Precision precision) {
+  kernels::InputForms f;
+  if (precision == kernels::Precision::kExact) return f;
+  const auto note = [&](const kernels::MatrixView& m) {
+    if (m.type == TensorType::W8A8) {
+      f.q8_rows = true;
+    } else if (m.type != TensorType::F32 && m.type != TensorType::F16 &&
+               m.type != TensorType::BF16) {
+      f.blocks = true;
+    }
+  };
+  for (const LayerWeights& L : w.layers) {
+    for (const kernels::MatrixView* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
+      note(*m);
+  }
+  note(w.output);
+  return f;
+}
+
 bool uses_packed(const kernels::MatrixView& m, kernels::Precision precision, kernels::Isa isa) {
   if (precision == kernels::Precision::kExact) return false;
   if (!kernels::packable(m.type) || m.cols % 32 != 0) return false;

@@ -45,6 +45,10 @@ struct WeightUnits {
 kernels::Precision effective_precision(kernels::Precision requested, kernels::Isa isa,
                                        std::string* note = nullptr);
 
+// The quantized forms of their inputs the model's matrices (layers' and the
+// output head) read under `precision`: sizes MatmulInput's buffers.
+kernels::InputForms input_forms(const ModelWeights& w, kernels::Precision precision);
+
 // Whether a matrix is repacked for `precision` on `isa` (only when a packed
 // kernel exists for its format and the precision's activations).
 bool uses_packed(const kernels::MatrixView& m, kernels::Precision precision, kernels::Isa isa);

@@ -441,11 +441,11 @@ constexpr PrecisionCase kPrecisions[] = {
     {"int8", kernels::Precision::kInt8, kernels::ActivationKind::kQ8},
 };
 // kCols below is a multiple of 256, as the k-quant and ternary formats need.
-constexpr TensorType kFormats[] = {TensorType::F32,    TensorType::F16,    TensorType::BF16,
-                                   TensorType::Q8_0,   TensorType::Q4_0,   TensorType::Q4_1,
-                                   TensorType::Q4_K,   TensorType::Q5_K,   TensorType::Q6_K,
-                                   TensorType::TQ1_0,  TensorType::TQ2_0,  TensorType::NF4,
-                                   TensorType::NF4_DQ, TensorType::Q2_G64, TensorType::Q3_G64};
+constexpr TensorType kFormats[] = {
+    TensorType::F32,    TensorType::F16,    TensorType::BF16,   TensorType::Q8_0,
+    TensorType::Q4_0,   TensorType::Q4_1,   TensorType::Q4_K,   TensorType::Q5_K,
+    TensorType::Q6_K,   TensorType::TQ1_0,  TensorType::TQ2_0,  TensorType::NF4,
+    TensorType::NF4_DQ, TensorType::Q2_G64, TensorType::Q3_G64, TensorType::W8A8};
 
 constexpr int64_t kDecodeRows = 2048, kPrefillRows = 1024, kCols = 2048, kPrefillT = 64;
 

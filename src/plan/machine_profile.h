@@ -26,7 +26,8 @@ struct KernelRate {
 struct MachineProfile {
   // 2: kernels of the k-quant and ternary formats measured too.
   // 3: and of nf4, nf4_dq, q2_g64, q3_g64.
-  static constexpr int kVersion = 3;
+  // 4: and of w8a8.
+  static constexpr int kVersion = 4;
   int version = kVersion;
   std::string cpu_model;        // /proc/cpuinfo "model name"
   std::string isa;              // kernels::isa_name(active_isa())

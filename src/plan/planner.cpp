@@ -208,6 +208,7 @@ Planning make_plans(const Model& model, const MachineProfile& prof, const PlanRe
   const kernels::Precision precision = effective_precision(req.precision, isa);
   const WeightUnits packed = weight_units(model.weights, precision, isa, true);
   const WeightUnits rows = weight_units(model.weights, precision, isa, false);
+  const kernels::InputForms forms = input_forms(model.weights, precision);
   const int64_t n_units = int64_t(packed.units.size());
   const double cached = std::clamp(req.cached_fraction, 0.0, 1.0);
   const double io_gbps = 1.0 / (cached / std::max(0.05, prof.cached_read_gbps) +
@@ -312,7 +313,8 @@ Planning make_plans(const Model& model, const MachineProfile& prof, const PlanRe
             b[size_t(MemCategory::kWeightsMapped)] = mapped_bytes;
             b[size_t(MemCategory::kKv)] = Session::kv_bytes_for(spec, ctx, kv, req.kv_block);
             b[size_t(MemCategory::kScratch)] =
-                Session::scratch_bytes_for(spec, ctx, batch, precision) + req.extra_scratch;
+                Session::scratch_bytes_for(spec, ctx, batch, precision, forms) +
+                req.extra_scratch;
             b[size_t(MemCategory::kAttention)] =
                 Session::attention_bytes_for(spec, ctx, batch, req.threads, acfg);
             size_t run = 0;

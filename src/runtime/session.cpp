@@ -20,8 +20,9 @@ size_t Session::kv_bytes_for(const ModelSpec& spec, int64_t max_ctx, KvTypes kv,
 }
 
 size_t Session::scratch_bytes_for(const ModelSpec& spec, int64_t max_ctx, int64_t batch,
-                                  kernels::Precision precision) {
-  return Forward::scratch_bytes(spec, std::min(batch, max_ctx), precision) + logits_bytes(spec);
+                                  kernels::Precision precision, kernels::InputForms forms) {
+  return Forward::scratch_bytes(spec, std::min(batch, max_ctx), precision, forms) +
+         logits_bytes(spec);
 }
 
 size_t Session::attention_bytes_for(const ModelSpec& spec, int64_t max_ctx, int64_t batch,

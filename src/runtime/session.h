@@ -44,7 +44,7 @@ class Session {
   static size_t kv_bytes_for(const ModelSpec& spec, int64_t max_ctx, KvTypes kv,
                              int64_t block_tokens);
   static size_t scratch_bytes_for(const ModelSpec& spec, int64_t max_ctx, int64_t batch,
-                                  kernels::Precision precision);
+                                  kernels::Precision precision, kernels::InputForms forms);
   static size_t attention_bytes_for(const ModelSpec& spec, int64_t max_ctx, int64_t batch,
                                     int threads, AttentionConfig attention);
 
