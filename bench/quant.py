@@ -84,7 +84,7 @@ TYPES = ["w8a8", "q8_0", "q6_k", "q5_k", "q4_k", "q4_1", "q4_0", "nf4", "nf4_dq"
          "tq2_0", "tq1_0"]
 # Types of 4 bits and below: these also get rotate + calib.
 LOW = {"q4_k", "q4_1", "q4_0", "nf4", "nf4_dq", "q3_g64", "q2_g64", "tq2_0", "tq1_0"}
-RECIPES = ["plain", "calib", "rotate", "rotate+calib", "smooth", "calib+embd8"]
+RECIPES = ["plain", "calib", "rotate", "rotate+calib", "smooth", "calib+embd8", "smooth+embd8"]
 # calib+embd8: llama.cpp's default recipe with memwall's quantizer (token_embd, the tied
 # output head, kept in q8_0), for the types llama.cpp's files are compared with.
 EMBD8_TYPES = {"q4_0", "q4_1", "nf4", "nf4_dq"}
@@ -224,7 +224,7 @@ def memwall_variant(a, w, typ, recipe, data):
            "--json"]
     if "rotate" in recipe:
         cmd += ["--rotate", "hadamard"]
-    if recipe == "calib+embd8":
+    if recipe.endswith("+embd8"):
         cmd += ["--keep", r"token_embd\.weight=q8_0"]
     if recipe in ("calib", "calib+embd8"):
         if os.path.exists(w["imatrix"]):
@@ -232,10 +232,10 @@ def memwall_variant(a, w, typ, recipe, data):
         else:
             cmd += ["--calib", w["calib"], "--calib-chunks", str(a.calib_chunks),
                     "--calib-ctx", str(a.ctx), "--save-imatrix", w["imatrix"]]
-    elif recipe in ("rotate+calib", "smooth"):
+    elif recipe in ("rotate+calib", "smooth", "smooth+embd8"):
         cmd += ["--calib", w["calib"], "--calib-chunks", str(a.calib_chunks),
                 "--calib-ctx", str(a.ctx)]
-    if recipe == "smooth":
+    if recipe.startswith("smooth"):
         cmd += ["--smooth", str(a.smooth_alpha)]
     row["quantize_cmd"] = show(cmd)
     t = time.monotonic()
@@ -371,7 +371,7 @@ def measure(a):
             for typ in a.types:
                 if rec == "rotate+calib" and typ not in LOW:
                     continue
-                if rec == "smooth" and typ not in ACTIVATION_TYPES:
+                if rec.startswith("smooth") and typ not in ACTIVATION_TYPES:
                     continue
                 if rec == "calib+embd8" and typ not in EMBD8_TYPES:
                     continue
@@ -447,7 +447,7 @@ def plot(path, data):
 
     fig, ax = plt.subplots(figsize=(10, 6.5))
     markers = {"plain": "o", "calib": "s", "rotate": "^", "rotate+calib": "D", "smooth": "P",
-               "calib+embd8": "v"}
+               "calib+embd8": "v", "smooth+embd8": "X"}
     for rec, m in markers.items():
         rs = [r for r in rows if r["engine"] == "memwall" and r["recipe"] == rec]
         if rs:
@@ -518,7 +518,8 @@ def write_report(path, data):
       f"(SmoothQuant's migration folded into norms, V and FFN up).")
     w("- **calib+embd8**: calib with `--keep 'token_embd\\.weight=q8_0'`, llama.cpp's default "
       "recipe (it keeps the tied embedding / output head in q8_0) with memwall's quantizers, "
-      "for " + ", ".join(sorted(EMBD8_TYPES)) + ".")
+      "for " + ", ".join(sorted(EMBD8_TYPES)) + "; smooth+embd8 likewise for w8a8 (the tied "
+      "output head cannot be smoothed: it is also the embedding table).")
     w("- **llama.cpp**: q4_0 and q4_1 made by llama.cpp's own quantizer "
       "(llama-cpp-python `llama_model_quantize`, `LLAMA_FTYPE_MOSTLY_Q4_0/Q4_1`, default "
       "recipe: it keeps token_embd (tied output) in q8_0 as its q6_k fallback) from the same "
