@@ -96,6 +96,10 @@ class WeightStore {
   Views views_of(const WeightUnit& u, const uint8_t* base) const;
   void load_resident(size_t n_units, MemoryLedger& ledger, ThreadPool& pool);
   bool streams(size_t unit) const { return !slots_.empty() && unit >= n_resident_; }
+  // Mapped with no window (or one as large as the model): pages stay mapped.
+  bool keeps_all_mapped() const {
+    return config_.window <= 0 || config_.window >= int64_t(units_.units.size());
+  }
   // Reads (and repacks, through staging_) unit u into dst. pool: threads for
   // repacking, or null.
   void load(const WeightUnit& u, uint8_t* dst, ThreadPool* pool);
