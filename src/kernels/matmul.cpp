@@ -129,6 +129,39 @@ constexpr int64_t kTokenBlock = 64;
 
 }  // namespace
 
+const GemmKernel* choose_kernel(const MatrixView& w, Isa isa, Precision precision, bool packed) {
+  const GemmKernel* k = nullptr;
+  if (is_float_format(w.type)) {
+    k = find_gemm_kernel(w.type, isa);
+  } else if (w.type == TensorType::W8A8) {
+    // Int8 activations per token are part of the type, so kFast and kInt8
+    // both take its kernel (rows too wide for an exact int32 sum, none
+    // seen in practice, keep the codec path).
+    if (precision != Precision::kExact && w.cols <= kW8A8MaxCols) {
+      k = find_gemm_kernel(w.type, isa, WeightLayout::kRows, ActivationKind::kQ8Row);
+    }
+  } else if (precision != Precision::kExact) {
+    // kFast wants 16-bit activations: the packed kernels (q4_0, q4_1,
+    // q8_0) or the k-quant/ternary row kernels take them; other formats
+    // keep the exact path (weight_packing.cpp says so). kInt8 takes any
+    // 8-bit kernel.
+    const bool fast = precision == Precision::kFast;
+    const ActivationKind act = fast ? ActivationKind::kQ16 : ActivationKind::kQ8;
+    if (packed) k = find_gemm_kernel(w.type, isa, WeightLayout::kPacked16, act);
+    if (k == nullptr && !fast) k = find_gemm_kernel(w.type, isa);
+    if (k == nullptr && w.cols % kQK == 0) {
+      k = find_gemm_kernel(w.type, isa, WeightLayout::kRows,
+                           fast ? ActivationKind::kQ16K : ActivationKind::kQ8K);
+    }
+    // nf4, nf4_dq, q2_g64, q3_g64: row kernels with BlockQ16x (kInt8 found
+    // their BlockQ8x ones above).
+    if (k == nullptr && fast) {
+      k = find_gemm_kernel(w.type, isa, WeightLayout::kRows, ActivationKind::kQ16);
+    }
+  }
+  return k;
+}
+
 void matmul_group(ThreadPool& pool, const std::vector<MatmulOutput>& group, MatmulInput& x,
                   Precision precision) {
   const int64_t T = x.tokens();
@@ -144,36 +177,7 @@ void matmul_group(ThreadPool& pool, const std::vector<MatmulOutput>& group, Matm
   for (size_t i = 0; i < group.size(); ++i) {
     const MatrixView& w = *group[i].w;
     Plan& p = plans[i];
-    p.kernel = nullptr;
-    if (is_float_format(w.type)) {
-      p.kernel = find_gemm_kernel(w.type, isa);
-    } else if (w.type == TensorType::W8A8) {
-      // Int8 activations per token are part of the type, so kFast and kInt8
-      // both take its kernel (rows too wide for an exact int32 sum, none
-      // seen in practice, keep the codec path).
-      if (precision != Precision::kExact && w.cols <= kW8A8MaxCols) {
-        p.kernel = find_gemm_kernel(w.type, isa, WeightLayout::kRows, ActivationKind::kQ8Row);
-      }
-    } else if (precision != Precision::kExact) {
-      // kFast wants 16-bit activations: the packed kernels (q4_0, q4_1,
-      // q8_0) or the k-quant/ternary row kernels take them; other formats
-      // keep the exact path (weight_packing.cpp says so). kInt8 takes any
-      // 8-bit kernel.
-      const bool fast = precision == Precision::kFast;
-      const ActivationKind act = fast ? ActivationKind::kQ16 : ActivationKind::kQ8;
-      if (w.packed != nullptr)
-        p.kernel = find_gemm_kernel(w.type, isa, WeightLayout::kPacked16, act);
-      if (p.kernel == nullptr && !fast) p.kernel = find_gemm_kernel(w.type, isa);
-      if (p.kernel == nullptr && w.cols % kQK == 0) {
-        p.kernel = find_gemm_kernel(w.type, isa, WeightLayout::kRows,
-                                    fast ? ActivationKind::kQ16K : ActivationKind::kQ8K);
-      }
-      // nf4, nf4_dq, q2_g64, q3_g64: row kernels with BlockQ16x (kInt8 found
-      // their BlockQ8x ones above).
-      if (p.kernel == nullptr && fast) {
-        p.kernel = find_gemm_kernel(w.type, isa, WeightLayout::kRows, ActivationKind::kQ16);
-      }
-    }
+    p.kernel = choose_kernel(w, isa, precision, w.packed != nullptr);
     if (p.kernel) need[static_cast<int>(p.kernel->activation)] = true;
   }
   const BlockQ8x* q8 = need[static_cast<int>(ActivationKind::kQ8)] ? x.q8(pool) : nullptr;

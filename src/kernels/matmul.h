@@ -12,6 +12,7 @@
 #include "base/thread_pool.h"
 #include "kernels/activations.h"
 #include "kernels/activations_k.h"
+#include "kernels/gemm.h"
 #include "kernels/matrix_view.h"
 
 namespace memwall::kernels {
@@ -104,6 +105,10 @@ struct MatmulOutput {
   float* y;         // [T x w->rows], rows ldy floats apart
   int64_t ldy = 0;  // 0: w->rows (a part of a wider output sets it)
 };
+
+// The kernel matmul_group runs `w` with under `precision` on `isa` (`packed`:
+// whether w is repacked, see packed_weights.h); null: the exact codec path.
+const GemmKernel* choose_kernel(const MatrixView& w, Isa isa, Precision precision, bool packed);
 
 // Runs every product of the group in one parallel dispatch. All matrices must
 // have x.cols() columns (checked by the model when it binds weights).

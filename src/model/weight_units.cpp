@@ -34,15 +34,31 @@ void add(WeightUnit& unit, UnitMatrix m) {
 }  // namespace
 
 kernels::Precision effective_precision(kernels::Precision requested, kernels::Isa isa,
-                                       std::string* note) {
+                                       const ModelWeights& w, std::string* note) {
   if (requested != kernels::Precision::kFast) return requested;
-  const kernels::GemmKernel* k = kernels::find_gemm_kernel(
-      TensorType::Q4_0, isa, kernels::WeightLayout::kPacked16, kernels::ActivationKind::kQ16);
-  if (k != nullptr && k->isa != kernels::Isa::kScalar) return requested;
+  // kFast is worth running when some matrix has a SIMD kernel for it; the
+  // others take the exact path one by one in matmul_group. Without any (the
+  // 16-bit packed kernels need AVX-512 VNNI) the whole model runs kExact.
+  bool any = false;
+  const auto check = [&](const kernels::MatrixView& m) {
+    if (m.type == TensorType::F32 || m.type == TensorType::F16 || m.type == TensorType::BF16) {
+      return;
+    }
+    const kernels::GemmKernel* k =
+        kernels::choose_kernel(m, isa, requested, uses_packed(m, requested, isa));
+    any = any || (k != nullptr && k->isa != kernels::Isa::kScalar);
+  };
+  for (const LayerWeights& L : w.layers) {
+    for (const kernels::MatrixView* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
+      check(*m);
+  }
+  check(w.output);
+  if (any) return requested;
   if (note) {
-    *note = "no 16-bit activation kernels for " + std::string(kernels::isa_name(isa)) +
-            " (they need AVX-512 VNNI): --precision fast runs the exact path here; "
-            "--precision int8 is faster at lower quality";
+    *note = "no 16-bit activation kernels for this model's formats on " +
+            std::string(kernels::isa_name(isa)) +
+            " (q4_0, q4_1 and q8_0's need AVX-512 VNNI): --precision fast runs the exact path "
+            "here; --precision int8 is faster at lower quality";
   }
   return kernels::Precision::kExact;
 }

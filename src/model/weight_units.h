@@ -40,10 +40,11 @@ struct WeightUnits {
   int64_t output_parts() const { return int64_t(units.size()) - n_layer; }
 };
 
-// The precision that will actually run: kFast without the 16-bit activation
-// kernels (they need AVX-512 VNNI) runs kExact; `note` then says so.
+// The precision that will actually run: kFast when no matrix of the model
+// has a SIMD kernel for it on `isa` (q4_0/q4_1/q8_0's 16-bit ones need
+// AVX-512 VNNI) runs kExact; `note` then says so.
 kernels::Precision effective_precision(kernels::Precision requested, kernels::Isa isa,
-                                       std::string* note = nullptr);
+                                       const ModelWeights& w, std::string* note = nullptr);
 
 // The quantized forms of their inputs the model's matrices (layers' and the
 // output head) read under `precision`: sizes MatmulInput's buffers.

@@ -205,7 +205,7 @@ std::vector<kernels::AttentionKind> attention_choices(const PlanRequest& req) {
 Planning make_plans(const Model& model, const MachineProfile& prof, const PlanRequest& req) {
   const ModelSpec& spec = model.spec;
   const kernels::Isa isa = kernels::active_isa();
-  const kernels::Precision precision = effective_precision(req.precision, isa);
+  const kernels::Precision precision = effective_precision(req.precision, isa, model.weights);
   const WeightUnits packed = weight_units(model.weights, precision, isa, true);
   const WeightUnits rows = weight_units(model.weights, precision, isa, false);
   const kernels::InputForms forms = input_forms(model.weights, precision);

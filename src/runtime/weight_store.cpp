@@ -54,7 +54,7 @@ WeightStore::WeightStore(const Model& model, const StoreConfig& config, MemoryLe
                          ThreadPool& pool)
     : model_(model), config_(config) {
   const kernels::Isa isa = kernels::active_isa();
-  precision_ = effective_precision(config.precision, isa);
+  precision_ = effective_precision(config.precision, isa, model.weights);
   const bool mapped = config.residency == Residency::kMapped;
   units_ = weight_units(model.weights, precision_, isa, /*packed=*/!mapped);
   if (model.file.is_mapped_file()) {

@@ -184,7 +184,7 @@ void Engine::plan_and_load(int64_t ctx, int64_t min_ctx, int64_t batch) {
   if (planning.chosen < 0) fail(plan::too_small_message(model_, planning, req));
   plan_ = planning.plans[size_t(planning.chosen)];
   std::string note;
-  effective_precision(options_.precision, kernels::active_isa(), &note);
+  effective_precision(options_.precision, kernels::active_isa(), model_.weights, &note);
   if (!note.empty()) std::fprintf(stderr, "note: %s\n", note.c_str());
   std::fprintf(stderr, "plan: %s (budget %s)\n", plan_.summary().c_str(),
                format_bytes(double(budget_)).c_str());

@@ -38,7 +38,8 @@ int resolved_threads(const GenerationFlags& flags);
 kernels::Precision parse_precision(const std::string& name);
 inline constexpr const char* kPrecisionHelp =
     "fast: 16-bit integer activations meet quantized weights (about exact quality); "
-    "exact: f32 activations; int8: 8-bit activations (fastest prefill, lower quality)";
+    "exact: f32 activations; int8: 8-bit activations (fastest prefill, lower quality). "
+    "w8a8 weights take int8 activations per token under fast and int8 (the type's definition)";
 void print_stats(const GenerateStats& stats);
 
 }  // namespace memwall::tools
