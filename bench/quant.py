@@ -654,7 +654,8 @@ def write_report(path, data):
     if data.get("errors"):
         w("\n## Errors / not run\n")
         for e in data["errors"]:
-            w(f"- {e.splitlines()[0]}")
+            why = [ln for ln in e.splitlines() if ln.startswith("error:")]
+            w(f"- {e.splitlines()[0]}" + (f" `{why[-1]}`" if why else ""))
     w("")
     with open(path, "w") as fh:
         fh.write("\n".join(L))
