@@ -36,6 +36,12 @@ std::string supported_formats() {
   return out;
 }
 
+std::vector<TensorType> codec_types() {
+  std::vector<TensorType> out;
+  for (const WeightCodec* c : all_codecs()) out.push_back(c->type);
+  return out;
+}
+
 const WeightCodec& codec_for(TensorType type, const std::string& tensor_name) {
   if (const WeightCodec* c = find_codec(type)) return *c;
   fail("tensor '", tensor_name, "' is ", tensor_type_name(type),

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "format/tensor_type.h"
 
@@ -31,6 +32,9 @@ const WeightCodec* find_codec(TensorType type);
 // Throws Error naming the tensor and the supported formats.
 const WeightCodec& codec_for(TensorType type, const std::string& tensor_name);
 std::string supported_formats();  // "f32, f16, bf16, q8_0, q4_0, q4_1, q4_k, ..."
+// Every type with a codec, in the order supported_formats() names them (what
+// the machine profile measures, so no format is planned on a guess).
+std::vector<TensorType> codec_types();
 
 // Per-format codecs, one file each.
 const WeightCodec& codec_f32();

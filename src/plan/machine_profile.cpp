@@ -237,28 +237,58 @@ SumFn pick_sum() {
   return sum_scalar;
 }
 
+// Seconds of one pass over data[0, units * kReadUnit) on every thread.
+double read_pass_seconds(ThreadPool& pool, const uint8_t* data, int64_t units) {
+  const SumFn sum = pick_sum();
+  std::vector<uint64_t> sink(size_t(pool.size()) * 8, 0);  // a cache line per thread
+  const Clock::time_point t0 = Clock::now();
+  pool.parallel_for(units, [&](int64_t b, int64_t e, int t) {
+    sink[size_t(t) * 8] += sum(data + size_t(b) * kReadUnit, size_t(e - b) * kReadUnit);
+  });
+  const double seconds = seconds_since(t0);
+  // Consumes the sums so the loads cannot be optimized away.
+  volatile uint64_t keep = 0;
+  for (uint64_t s : sink) keep = keep + s;
+  return seconds;
+}
+
 double measure_read_gbps(ThreadPool& pool, size_t bytes) {
   const int64_t units = std::max<int64_t>(1, int64_t(bytes / kReadUnit));
   bytes = size_t(units) * kReadUnit;
   AlignedBuffer buf(bytes);  // 2 MiB aligned (huge pages where THP allows)
   // Written so every page is backed by its own memory, not the shared zero page.
   std::memset(buf.data(), 1, bytes);
-  const SumFn sum = pick_sum();
-  std::vector<uint64_t> sink(size_t(pool.size()) * 8, 0);  // a cache line per thread
-  const uint8_t* data = buf.data();
-  const std::function<void(int64_t, int64_t, int)> body = [&](int64_t b, int64_t e, int t) {
-    sink[size_t(t) * 8] += sum(data + size_t(b) * kReadUnit, size_t(e - b) * kReadUnit);
-  };
   double best = std::numeric_limits<double>::infinity();
   for (int pass = 0; pass < 3; ++pass) {
-    const Clock::time_point t0 = Clock::now();
-    pool.parallel_for(units, body);
-    best = std::min(best, seconds_since(t0));
+    best = std::min(best, read_pass_seconds(pool, buf.data(), units));
   }
-  // Consumes the sums so the loads cannot be optimized away.
-  volatile uint64_t keep = 0;
-  for (uint64_t s : sink) keep = keep + s;
   return double(bytes) / best / 1e9;
+}
+
+// Reading a file's pages in the page cache through a memory map, as mapped
+// weights are read (4 KiB page-table entries over page-cache memory: more TLB
+// misses, prefetchers stopping at page boundaries), against reading the same
+// bytes from anonymous huge pages as resident weights are: the ratio of the
+// two speeds (<= 1), passes interleaved so a burst of other load on the
+// machine slows both alike, the best of five each. 0 if the file cannot be
+// mapped.
+double measure_mapped_read_ratio(ThreadPool& pool, int fd, size_t bytes) {
+  const int64_t units = int64_t(bytes / kReadUnit);
+  if (units < 1) return 0;
+  bytes = size_t(units) * kReadUnit;
+  void* map = ::mmap(nullptr, bytes, PROT_READ, MAP_PRIVATE, fd, 0);
+  if (map == MAP_FAILED) return 0;
+  const uint8_t* mapped = static_cast<const uint8_t*>(map);
+  AlignedBuffer anon(bytes);
+  std::memset(anon.data(), 1, bytes);
+  read_pass_seconds(pool, mapped, units);  // maps every page (minor faults)
+  double best_anon = std::numeric_limits<double>::infinity(), best_mapped = best_anon;
+  for (int pass = 0; pass < 5; ++pass) {
+    best_anon = std::min(best_anon, read_pass_seconds(pool, anon.data(), units));
+    best_mapped = std::min(best_mapped, read_pass_seconds(pool, mapped, units));
+  }
+  ::munmap(map, bytes);
+  return std::min(1.0, best_anon / best_mapped);
 }
 
 // ---- Disk and page-cache reads ---------------------------------------------
@@ -266,6 +296,7 @@ double measure_read_gbps(ThreadPool& pool, size_t bytes) {
 struct DiskResult {
   double disk_gbps = 0;
   double cached_gbps = 0;
+  double mapped_ratio = 0;  // mapped page-cache reads / anonymous memory reads
   std::string note;
 };
 
@@ -318,7 +349,7 @@ double cached_fraction(int fd, size_t bytes) {
   return fraction;
 }
 
-DiskResult measure_disk(const std::string& dir, size_t bytes) {
+DiskResult measure_disk(ThreadPool& pool, const std::string& dir, size_t bytes) {
   constexpr size_t kChunk = size_t(4) << 20;
   bytes = std::max(kChunk, bytes / kChunk * kChunk);
   DiskResult out;
@@ -378,6 +409,8 @@ DiskResult measure_disk(const std::string& dir, size_t bytes) {
   if (!read_pass(cached1) || !read_pass(cached2)) return not_measured("cannot read " + file.path);
   out.disk_gbps = disk;
   out.cached_gbps = std::max(cached1, cached2);
+  // The file is in the page cache now: read it mapped, as mapped weights are.
+  out.mapped_ratio = measure_mapped_read_ratio(pool, file.fd, bytes);
   return out;
 }
 
@@ -440,13 +473,10 @@ constexpr PrecisionCase kPrecisions[] = {
     {"fast", kernels::Precision::kFast, kernels::ActivationKind::kQ16},
     {"int8", kernels::Precision::kInt8, kernels::ActivationKind::kQ8},
 };
+// Every format with a codec is measured (kernels::codec_types()): one left
+// out would be planned on MachineProfile::rate's guess, which for q5_0/q5_1
+// (exact path only) was 20x too fast at decode and 60x too slow at prefill.
 // kCols below is a multiple of 256, as the k-quant and ternary formats need.
-constexpr TensorType kFormats[] = {
-    TensorType::F32,    TensorType::F16,    TensorType::BF16,   TensorType::Q8_0,
-    TensorType::Q4_0,   TensorType::Q4_1,   TensorType::Q4_K,   TensorType::Q5_K,
-    TensorType::Q6_K,   TensorType::TQ1_0,  TensorType::TQ2_0,  TensorType::NF4,
-    TensorType::NF4_DQ, TensorType::Q2_G64, TensorType::Q3_G64, TensorType::W8A8};
-
 constexpr int64_t kDecodeRows = 2048, kPrefillRows = 1024, kCols = 2048, kPrefillT = 64;
 
 bool is_float(TensorType t) {
@@ -529,7 +559,7 @@ struct FormatBench {
 void measure_kernels(ThreadPool& pool, const MeasureOptions& options,
                      const ProfileProgress& progress, MachineProfile& profile) {
   const kernels::Isa isa = kernels::active_isa();
-  for (TensorType type : kFormats) {
+  for (TensorType type : kernels::codec_types()) {
     const std::string format(tensor_type_name(type));
     if (is_float(type)) {
       // Float weights meet f32 activations under every precision: one path.
@@ -705,6 +735,7 @@ nlohmann::json MachineProfile::to_json() const {
           {"read_gbps", read_gbps},
           {"disk_read_gbps", disk_read_gbps},
           {"cached_read_gbps", cached_read_gbps},
+          {"mapped_read_gbps", mapped_read_gbps},
           {"pack_gbps", pack_gbps},
           {"disk_note", disk_note},
           {"kernels", k}};
@@ -727,6 +758,7 @@ MachineProfile MachineProfile::from_json(const nlohmann::json& j) {
   p.read_gbps = rate_field(j, "read_gbps", kTop);
   p.disk_read_gbps = rate_field(j, "disk_read_gbps", kTop);
   p.cached_read_gbps = rate_field(j, "cached_read_gbps", kTop);
+  p.mapped_read_gbps = rate_field(j, "mapped_read_gbps", kTop);
   p.pack_gbps = rate_field(j, "pack_gbps", kTop);
   // Optional: a note says nothing when there is nothing to say.
   if (j.contains("disk_note")) p.disk_note = string_field(j, "disk_note", kTop);
@@ -772,9 +804,10 @@ MachineProfile measure_profile(ThreadPool& pool, const std::string& scratch_dir,
 
   report(progress, "measuring disk reads (" + std::to_string(options.disk_bytes >> 20) +
                        " MiB file in " + scratch_dir + ")...");
-  const DiskResult disk = measure_disk(scratch_dir, options.disk_bytes);
+  const DiskResult disk = measure_disk(pool, scratch_dir, options.disk_bytes);
   p.disk_read_gbps = disk.disk_gbps;
   p.cached_read_gbps = disk.cached_gbps;
+  p.mapped_read_gbps = p.read_gbps * disk.mapped_ratio;
   p.disk_note = disk.note;
   if (!disk.note.empty()) report(progress, "note: " + disk.note);
 

@@ -1,6 +1,7 @@
 // MachineProfile: what this machine measures at, for the planner's cost
-// model: DRAM read bandwidth, disk and page-cache read throughput, repacking
-// throughput, and each matmul path's decode and prefill speed. Measured once
+// model: DRAM read bandwidth, disk and page-cache read throughput (by pread
+// and through a memory map), repacking throughput, and each matmul path's
+// decode and prefill speed for every weight format. Measured once
 // (`memwall profile`, or the first command that plans), cached as JSON under
 // the user's cache directory, and re-measured when stale, when the machine
 // differs (CPU model, ISA, threads) or when asked.
@@ -27,7 +28,8 @@ struct MachineProfile {
   // 2: kernels of the k-quant and ternary formats measured too.
   // 3: and of nf4, nf4_dq, q2_g64, q3_g64.
   // 4: and of w8a8.
-  static constexpr int kVersion = 4;
+  // 5: of every format with a codec (q5_0, q5_1 were missing), and mapped_read_gbps.
+  static constexpr int kVersion = 5;
   int version = kVersion;
   std::string cpu_model;        // /proc/cpuinfo "model name"
   std::string isa;              // kernels::isa_name(active_isa())
@@ -36,7 +38,11 @@ struct MachineProfile {
   double read_gbps = 0;         // DRAM read bandwidth, all threads
   double disk_read_gbps = 0;    // sequential pread of a file not in the page cache
   double cached_read_gbps = 0;  // pread of a file in the page cache (a copy)
-  double pack_gbps = 0;         // repacking for the packed kernels, one thread
+  // Reading a file in the page cache through a memory map, all threads: what
+  // mapped weights stream at, against read_gbps for resident ones (anonymous
+  // huge pages). 0: not measured.
+  double mapped_read_gbps = 0;
+  double pack_gbps = 0;  // repacking for the packed kernels, one thread
   // Why disk_read_gbps may be wrong: the page cache kept the test file (then
   // it may be the cache's speed), or the file could not be written (then it
   // is 0). Empty when the measurement is sound.

@@ -49,14 +49,28 @@ struct UnitCost {
   double pack_s = 0;  // repack them
 };
 
+// Extra seconds per byte of reading weights through the file's memory map
+// rather than from anonymous huge pages, where the profile's kernel rates
+// were measured: at most the difference of the two read bandwidths, whatever
+// the kernel's own rate (memory-bound kernels pay all of it, compute-bound
+// ones less; this errs toward resident weights).
+double mapped_penalty_s_per_byte(const MachineProfile& prof) {
+  if (prof.mapped_read_gbps <= 0 || prof.read_gbps <= 0) return 0;
+  return std::max(0.0, 1.0 / (prof.mapped_read_gbps * 1e9) - 1.0 / (prof.read_gbps * 1e9));
+}
+
+// Costs of one unit from the profile's measured rate of each matrix's own
+// path (format, precision, packed or rows); `mapped`: read through the map.
 UnitCost unit_cost(const WeightUnit& u, const MachineProfile& prof, kernels::Precision precision,
-                   double io_gbps) {
+                   double io_gbps, bool mapped) {
   UnitCost c;
+  const double penalty = mapped ? mapped_penalty_s_per_byte(prof) : 0;
   for (const UnitMatrix& m : u.matrices) {
     const std::string key = kernel_key(std::string(tensor_type_name(m.source->type)),
                                        std::string(precision_name(precision)), m.packed);
     const KernelRate r = prof.rate(key);
-    c.decode_s += double(m.file_bytes()) / (std::max(0.05, r.decode_gbps) * 1e9);
+    c.decode_s += double(m.file_bytes()) / (std::max(0.05, r.decode_gbps) * 1e9) +
+                  double(m.file_bytes()) * penalty;
     c.prefill_s_per_tok +=
         2.0 * double(m.rows) * double(m.source->cols) / (std::max(0.05, r.prefill_gops) * 1e9);
     c.read_s += double(m.file_bytes()) / (io_gbps * 1e9);
@@ -248,7 +262,7 @@ Planning make_plans(const Model& model, const MachineProfile& prof, const PlanRe
     size_t prefix_bytes = 0, slot_bytes = 0;
     for (size_t i = 0; i < units.units.size(); ++i) {
       const WeightUnit& u = units.units[i];
-      const UnitCost c = unit_cost(u, prof, precision, io_gbps);
+      const UnitCost c = unit_cost(u, prof, precision, io_gbps, mapped);
       compute_tok_s += c.prefill_s_per_tok;
       const bool held = int64_t(i) < cand.resident_units;
       if (held) {

@@ -36,6 +36,8 @@ void print_table(const plan::MachineProfile& p) {
   std::printf("disk read:        %7.2f GB/s\n", p.disk_read_gbps);
   if (!p.disk_note.empty()) std::printf("                  (%s)\n", p.disk_note.c_str());
   std::printf("page-cache read:  %7.2f GB/s\n", p.cached_read_gbps);
+  std::printf("mapped read:      %7.2f GB/s (page-cache pages through mmap, as mapped weights)\n",
+              p.mapped_read_gbps);
   std::printf("repacking:        %7.2f GB/s (one thread)\n", p.pack_gbps);
   std::printf(
       "matmul paths (decode: T = 1, weights from DRAM; prefill: T = 64, weights cached):\n");
