@@ -6,6 +6,7 @@
 
 #include "kernels/kquant_kernels.h"
 #include "kernels/lowbit_kernels.h"
+#include "kernels/q5_kernels.h"
 #include "kernels/simd_kernels.h"
 
 namespace memwall::kernels {
@@ -37,6 +38,9 @@ const GemmKernel* const kKQuantRegistry[] = {kGemmKQuantScalar, kGemmKQuantAvx2,
 const GemmKernel* const kLowbitRegistry[] = {kGemmLowbitScalar, kGemmLowbitAvx2,
                                              kGemmLowbitAvx512Vnni};
 
+// q5_0, q5_1: kQ5Kernels per target.
+const GemmKernel* const kQ5Registry[] = {kGemmQ5Scalar, kGemmQ5Avx2, kGemmQ5Avx512Vnni};
+
 }  // namespace
 
 const GemmKernel* find_gemm_kernel(TensorType type, Isa isa, WeightLayout layout,
@@ -56,6 +60,9 @@ const GemmKernel* find_gemm_kernel(TensorType type, Isa isa, WeightLayout layout
   }
   for (const GemmKernel* family : kLowbitRegistry) {
     for (int i = 0; i < kLowbitKernels; ++i) consider(&family[i]);
+  }
+  for (const GemmKernel* family : kQ5Registry) {
+    for (int i = 0; i < kQ5Kernels; ++i) consider(&family[i]);
   }
   return best;
 }

@@ -27,7 +27,8 @@ namespace memwall::kernels {
 //   q4_K, q5_K, q6_K,    codec, f32 x     row kernel, Q16K        row kernel, Q8K
 //   tq1_0, tq2_0                          (every target)          (every target)
 //   nf4, nf4_dq,         codec, f32 x     row kernel, Q16x        row kernel, Q8x
-//   q2_g64, q3_g64                        (every target)          (every target)
+//   q2_g64, q3_g64,                       (every target)          (every target)
+//   q5_0, q5_1
 //   w8a8                 codec, f32 x     row kernel, Q8 per      the same: int8
 //                                         token (every target)    activations are
 //                                                                 the type's A8
