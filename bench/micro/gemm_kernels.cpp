@@ -202,7 +202,7 @@ void BM_Gemm(benchmark::State& state, Case c) {
 void register_gemm_benchmarks() {
   const TensorType types[] = {TensorType::F32,  TensorType::F16,  TensorType::BF16,
                               TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_1,
-                              TensorType::W8A8};
+                              TensorType::W8A8, TensorType::Q5_0, TensorType::Q5_1};
   const Isa isas[] = {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni};
   const Shape shapes[] = {{2048, 8192}, {8192, 2048}};
   using kernels::WeightLayout;
@@ -215,6 +215,7 @@ void register_gemm_benchmarks() {
   // skip that variant and w8a8 skips theirs.
   const Variant variants[] = {{WeightLayout::kRows, ActivationKind::kQ8, ""},
                               {WeightLayout::kRows, ActivationKind::kQ8Row, ""},
+                              {WeightLayout::kRows, ActivationKind::kQ16, "-q16"},
                               {WeightLayout::kPacked16, ActivationKind::kQ8, "-packed16"},
                               {WeightLayout::kPacked16, ActivationKind::kQ16, "-packed16-q16"}};
   for (const Variant& v : variants) {
