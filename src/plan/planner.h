@@ -63,6 +63,7 @@ struct PlanRequest {
   size_t extra_scratch = 0;       // the job's own buffers (e.g. logits of every position)
   kernels::Precision precision = kernels::Precision::kFast;
   int threads = 1;
+  int cpus = 0;  // CPUs the threads and the weight loader share (0: this machine's online CPUs)
   // Weights as the user forced them (--weights), else any.
   bool force_residency = false;
   Residency residency = Residency::kResident;

@@ -179,6 +179,40 @@ TEST(Planner, MappedReadsSlowerThanResidentChooseResident) {
   }
 }
 
+// The plan with weights `residency` and ring `window` at the request's ctx and batch.
+const Plan& find_streamed(const Planning& p, int64_t window, const PlanRequest& r) {
+  for (const Plan& x : p.plans) {
+    if (x.residency == Residency::kStreamed && x.window == window && x.resident_units == 0 &&
+        x.ctx == r.ctx && x.batch == r.batch)
+      return x;
+  }
+  ADD_FAILURE() << "no streamed plan with a ring of " << window;
+  return p.plans.at(0);
+}
+
+// A slow (compute-bound) format whose loading hides behind compute: the
+// loader's copying still costs CPU time when the compute threads take every
+// CPU, so a budget that holds the weights keeps them resident rather than
+// streaming them to save bytes at no predicted cost. With a CPU to spare the
+// ring of 2 costs nothing over resident.
+TEST(Planner, StreamingAComputeBoundFormatChargesTheLoadersCpuTime) {
+  const PlannerModel m(TensorType::NF4);
+  PlanRequest req = roomy_request();
+  req.threads = 2;
+  req.cpus = 2;
+  const MachineProfile prof = flat_profile(0.5, 50);  // loads at 10 GB/s, packs at 4
+  const Planning p = make_plans(m.model(), prof, req);
+  ASSERT_GE(p.chosen, 0);
+  EXPECT_EQ(p.plans[size_t(p.chosen)].residency, Residency::kResident);
+  EXPECT_LT(find_streamed(p, 2, req).decode_tps,
+            find_plan(p, Residency::kResident, req).decode_tps);
+
+  req.cpus = 3;
+  const Planning spare = make_plans(m.model(), prof, req);
+  EXPECT_DOUBLE_EQ(find_streamed(spare, 2, req).decode_tps,
+                   find_plan(spare, Residency::kResident, req).decode_tps);
+}
+
 // A packed format's resident plan runs the packed kernels and its mapped
 // plan the row ones (GGUF rows in place): each is predicted from its own path.
 TEST(Planner, PackedFormatsPredictResidentFromPackedAndMappedFromRows) {
