@@ -492,6 +492,42 @@ bool has_packed_path(TensorType type, kernels::Isa isa, const PrecisionCase& p) 
   return k != nullptr && k->isa != kernels::Isa::kScalar;
 }
 
+// Which kernel each measured path of every format dispatches to in this
+// build on `isa` (target, activations, layout; "codec" for the exact codec
+// path), as a 64-bit FNV-1a hash in hex. A profile cached by a build with
+// other kernels (a format that gained SIMD kernels since, as q5_0/q5_1 did,
+// and was measured on its codec at a twentieth of their speed) is measured
+// again. A kernel made faster on the same path changes nothing here:
+// `memwall profile --force` then.
+std::string kernel_paths_id(kernels::Isa isa) {
+  std::string paths;
+  for (TensorType type : kernels::codec_types()) {
+    kernels::MatrixView v;
+    v.type = type;
+    v.rows = kDecodeRows;
+    v.cols = kCols;
+    for (const PrecisionCase& p : kPrecisions) {
+      for (bool packed : {false, true}) {
+        if (packed && !has_packed_path(type, isa, p)) continue;
+        const kernels::GemmKernel* k = kernels::choose_kernel(v, isa, p.precision, packed);
+        paths += kernel_key(std::string(tensor_type_name(type)), p.name, packed) + "=";
+        if (k == nullptr) {
+          paths += "codec;";
+          continue;
+        }
+        paths += std::string(kernels::isa_name(k->isa)) + "," +
+                 std::to_string(static_cast<int>(k->activation)) + "," +
+                 std::to_string(static_cast<int>(k->layout)) + ";";
+      }
+    }
+  }
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : paths) h = (h ^ c) * 0x100000001b3ull;
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return hex;
+}
+
 // One format's test matrices: decode copies (together larger than the last
 // level cache, so each call reads DRAM), their packed twins, and activations.
 struct FormatBench {
@@ -690,6 +726,10 @@ std::string check_cache(const std::string& path, ThreadPool& pool, MachineProfil
     return "the cached machine profile is for " + machine(out.cpu_model, out.isa, out.threads) +
            "; measuring for " + machine(cpu_model_name(), isa, pool.size());
   }
+  if (out.kernel_paths != kernel_paths_id(kernels::active_isa())) {
+    return "the cached machine profile was measured with other matmul kernels than this "
+           "build's; measuring again";
+  }
   const int64_t age = unix_now() - out.measured_at;
   if (age < 0) return "the cached machine profile is dated in the future; measuring again";
   if (age > kMaxAgeSeconds) {
@@ -757,6 +797,7 @@ nlohmann::json MachineProfile::to_json() const {
           {"cached_read_gbps", cached_read_gbps},
           {"mapped_read_gbps", mapped_read_gbps},
           {"pack_gbps", pack_gbps},
+          {"kernel_paths", kernel_paths},
           {"disk_note", disk_note},
           {"kernels", k}};
 }
@@ -780,6 +821,7 @@ MachineProfile MachineProfile::from_json(const nlohmann::json& j) {
   p.cached_read_gbps = rate_field(j, "cached_read_gbps", kTop);
   p.mapped_read_gbps = rate_field(j, "mapped_read_gbps", kTop);
   p.pack_gbps = rate_field(j, "pack_gbps", kTop);
+  p.kernel_paths = string_field(j, "kernel_paths", kTop);
   // Optional: a note says nothing when there is nothing to say.
   if (j.contains("disk_note")) p.disk_note = string_field(j, "disk_note", kTop);
   const nlohmann::json& k = field(j, "kernels", kTop);
@@ -816,6 +858,7 @@ MachineProfile measure_profile(ThreadPool& pool, const std::string& scratch_dir,
   MachineProfile p;
   p.cpu_model = cpu_model_name();
   p.isa = std::string(kernels::isa_name(kernels::active_isa()));
+  p.kernel_paths = kernel_paths_id(kernels::active_isa());
   p.threads = pool.size();
   p.measured_at = unix_now();
 

@@ -31,8 +31,11 @@ struct MachineProfile {
   // 5: of every format with a codec (q5_0, q5_1 were missing), and mapped_read_gbps.
   static constexpr int kVersion = 5;
   int version = kVersion;
-  std::string cpu_model;        // /proc/cpuinfo "model name"
-  std::string isa;              // kernels::isa_name(active_isa())
+  std::string cpu_model;  // /proc/cpuinfo "model name"
+  std::string isa;        // kernels::isa_name(active_isa())
+  // Which kernel every measured path dispatched to (a hash): a cached profile
+  // of a build with other kernels is measured again.
+  std::string kernel_paths;
   int threads = 0;              // the pool's size when measured
   int64_t measured_at = 0;      // unix seconds
   double read_gbps = 0;         // DRAM read bandwidth, all threads

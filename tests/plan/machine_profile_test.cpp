@@ -71,6 +71,7 @@ MachineProfile sample_profile() {
   MachineProfile p;
   p.cpu_model = "Test CPU \"quoted\" model";
   p.isa = "avx2";
+  p.kernel_paths = "0123456789abcdef";
   p.threads = 3;
   p.measured_at = 1700000000;
   p.read_gbps = 21.5;
@@ -91,6 +92,7 @@ TEST(MachineProfile, JsonRoundTrip) {
   EXPECT_EQ(q.version, MachineProfile::kVersion);
   EXPECT_EQ(q.cpu_model, p.cpu_model);
   EXPECT_EQ(q.isa, p.isa);
+  EXPECT_EQ(q.kernel_paths, p.kernel_paths);
   EXPECT_EQ(q.threads, p.threads);
   EXPECT_EQ(q.measured_at, p.measured_at);
   EXPECT_EQ(q.read_gbps, p.read_gbps);
@@ -130,6 +132,7 @@ TEST(MachineProfile, FromJsonRejectsMalformedDocuments) {
   with("version", 1.5);
   with("cpu_model", 7);
   with("isa", nullptr);
+  with("kernel_paths", 5);
   with("threads", 0);
   with("threads", "2");
   with("measured_at", 1.7e9);
@@ -244,6 +247,16 @@ TEST(MachineProfile, LoadOrMeasureCachesAndRemeasures) {
   ASSERT_FALSE(lines.empty());
   EXPECT_NE(lines.front().find("measuring again"), std::string::npos) << lines.front();
   EXPECT_NO_THROW(MachineProfile::from_json(nlohmann::json::parse(std::ifstream(path))));
+
+  // Measured by a build whose kernels differ (one added since).
+  MachineProfile other = third;
+  other.kernel_paths = "0000000000000000";
+  std::ofstream(path, std::ios::trunc) << other.to_json().dump();
+  lines.clear();
+  const MachineProfile remeasured = load_or_measure_profile(pool, false, progress, quick);
+  ASSERT_FALSE(lines.empty());
+  EXPECT_NE(lines.front().find("other matmul kernels"), std::string::npos) << lines.front();
+  EXPECT_EQ(remeasured.kernel_paths, third.kernel_paths);
 
   // Stale: 40 days old.
   MachineProfile old = third;
