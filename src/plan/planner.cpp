@@ -337,8 +337,7 @@ Planning make_plans(const Model& model, const MachineProfile& prof, const PlanRe
             b[size_t(MemCategory::kWeightsMapped)] = mapped_bytes;
             b[size_t(MemCategory::kKv)] = Session::kv_bytes_for(spec, ctx, kv, req.kv_block);
             b[size_t(MemCategory::kScratch)] =
-                Session::scratch_bytes_for(spec, ctx, batch, precision, forms) +
-                req.extra_scratch;
+                Session::scratch_bytes_for(spec, ctx, batch, precision, forms) + req.extra_scratch;
             b[size_t(MemCategory::kAttention)] =
                 Session::attention_bytes_for(spec, ctx, batch, req.threads, acfg);
             size_t run = 0;
