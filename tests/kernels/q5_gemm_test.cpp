@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "base/thread_pool.h"
+#include "block_activations_util.h"
 #include "kernels/activations.h"
 #include "kernels/gemm.h"
 #include "kernels/isa.h"
@@ -31,12 +32,7 @@ namespace {
 
 constexpr TensorType kTypes[] = {TensorType::Q5_0, TensorType::Q5_1};
 
-struct Buffer {
-  std::vector<uint8_t> buf;
-  size_t offset = 0, stride = 0;
-  std::vector<double> used;  // dequantized values, rows x n
-  const uint8_t* data() const { return buf.data() + offset; }
-};
+using Buffer = test_util::TestBuffer;
 
 Buffer make_weights(TensorType type, int64_t R, int64_t n, std::mt19937& rng, bool random_bits) {
   const WeightCodec& codec = *find_codec(type);
@@ -64,60 +60,6 @@ Buffer make_weights(TensorType type, int64_t R, int64_t n, std::mt19937& rng, bo
     std::memcpy(w.buf.data() + w.offset + size_t(r) * w.stride, row.data(), rb);
   }
   return w;
-}
-
-Buffer make_activations(ActivationKind act, int64_t T, int64_t n, std::mt19937& rng,
-                        bool random_blocks) {
-  const bool q16 = act == ActivationKind::kQ16;
-  const int64_t nb = n / 32;
-  Buffer a;
-  a.offset = 1;
-  a.stride = size_t(nb) * (q16 ? sizeof(BlockQ16x) : sizeof(BlockQ8x)) + 7;
-  a.buf.assign(a.offset + a.stride * size_t(T), 0x5a);
-  a.used.resize(size_t(T * n));
-  std::normal_distribution<float> dist(0.0f, 2.0f);
-  std::uniform_int_distribution<int> byte(-128, 127);
-  std::vector<float> x(static_cast<size_t>(n));
-  for (int64_t t = 0; t < T; ++t) {
-    for (auto& v : x) v = dist(rng);
-    if (t % 2 == 1) x[size_t(t * 7) % size_t(n)] = 90.0f;  // an outlier
-    uint8_t* dst = a.buf.data() + a.offset + size_t(t) * a.stride;
-    if (q16) {
-      std::vector<BlockQ16x> blocks(static_cast<size_t>(nb));
-      quantize_activations_q16(x.data(), blocks.data(), n);
-      for (auto& b : blocks) {
-        if (!random_blocks) continue;
-        b.sum = 0;
-        for (int i = 0; i < 32; ++i) {
-          b.hi[i] = int8_t(std::max(-127, byte(rng)));
-          b.lo[i] = int8_t(i % 5 == 0 ? -128 : byte(rng));
-          b.sum += 256 * b.hi[i] + b.lo[i];
-        }
-      }
-      std::memcpy(dst, blocks.data(), blocks.size() * sizeof(BlockQ16x));
-      for (int64_t i = 0; i < n; ++i) {
-        const BlockQ16x& b = blocks[size_t(i / 32)];
-        a.used[size_t(t * n + i)] = double(b.d) * (256.0 * b.hi[i % 32] + b.lo[i % 32]);
-      }
-    } else {
-      std::vector<BlockQ8x> blocks(static_cast<size_t>(nb));
-      quantize_activations_q8(x.data(), blocks.data(), n);
-      for (auto& b : blocks) {
-        if (!random_blocks) continue;
-        b.sum = 0;
-        for (int i = 0; i < 32; ++i) {
-          b.qs[i] = int8_t(std::max(-127, byte(rng)));
-          b.sum += b.qs[i];
-        }
-      }
-      std::memcpy(dst, blocks.data(), blocks.size() * sizeof(BlockQ8x));
-      for (int64_t i = 0; i < n; ++i) {
-        const BlockQ8x& b = blocks[size_t(i / 32)];
-        a.used[size_t(t * n + i)] = double(b.d) * b.qs[i % 32];
-      }
-    }
-  }
-  return a;
 }
 
 struct Param {
@@ -156,7 +98,7 @@ TEST_P(Q5GemmTest, EqualsScalarTileAndReference) {
   for (const Shape s : shapes) {
     for (const int variant : {0, 1, 2}) {
       const Buffer w = make_weights(type, s.R, s.n, rng, variant == 1);
-      const Buffer x = make_activations(act, s.T, s.n, rng, variant == 2);
+      const Buffer x = test_util::make_block_activations(act, s.T, s.n, rng, 1, 7, variant == 2);
       const int64_t ldy = s.R + 3;
       constexpr float kSentinel = -12345.0f;
       std::vector<float> y(size_t(s.T * ldy), kSentinel), yr(y.size(), kSentinel);
