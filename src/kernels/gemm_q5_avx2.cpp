@@ -16,6 +16,7 @@
 
 #include "kernels/activations.h"
 #include "kernels/q5_kernels.h"
+#include "kernels/simd_avx2_hsum.h"
 #include "kernels/simd_x86.h"
 
 namespace memwall::kernels {
@@ -105,13 +106,6 @@ struct ActQ16 {
     return _mm256_add_epi32(_mm256_slli_epi32(h, 8), l);
   }
 };
-
-inline float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 // MR rows x NT tokens over nb blocks. kMin: q5_1 (24-byte blocks), else q5_0
 // (22). pf: where the next micro-tile's rows start, or null; MR short rows

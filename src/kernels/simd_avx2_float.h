@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/simd_avx2_hsum.h"
 #include "kernels/simd_x86.h"
 
 namespace memwall::kernels {
@@ -54,13 +55,6 @@ struct LoadBf16 {
     return widen(load_u16_tail(row + 2 * c, count));
   }
 };
-
-inline float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 template <class L, int MR, int NT, bool kTail>
 __attribute__((always_inline)) inline void float_step(const uint8_t* w, size_t ws, const uint8_t* x,

@@ -11,6 +11,7 @@
 
 #include "kernels/activations_k.h"
 #include "kernels/gemm.h"
+#include "kernels/simd_avx2_hsum.h"
 #include "kernels/simd_x86.h"
 
 namespace memwall::kernels {
@@ -184,13 +185,6 @@ struct ActQ16K {
                                        offsetof(BlockQ16K, bsums_lo)};
   static constexpr float kScale[2] = {256.0f, 1.0f};
 };
-
-inline float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 // pf: the next row to read, fetched as this one proceeds (as in
 // simd_avx512_kquant.h), or null.

@@ -20,6 +20,7 @@
 #include "kernels/activations.h"
 #include "kernels/gemm.h"
 #include "kernels/lowbit_kernels.h"
+#include "kernels/simd_avx2_hsum.h"
 #include "kernels/simd_x86.h"
 
 namespace memwall::kernels {
@@ -275,13 +276,6 @@ struct ActQ16Words {
                             _mm256_madd_epi16(w.hi[h], x.q.hi[h]));
   }
 };
-
-inline float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 // MR rows x NT tokens over nb blocks. pf: where the next micro-tile's rows
 // start, or null. MR short rows read side by side defeat the hardware

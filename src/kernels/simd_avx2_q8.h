@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "kernels/activations.h"
+#include "kernels/simd_avx2_hsum.h"
 #include "kernels/simd_x86.h"
 
 namespace memwall::kernels {
@@ -125,13 +126,6 @@ struct Q8_0Format {
 // Lane l of a pair's int32 result belongs to block l / 4 of the pair.
 inline __m256i pair_scale_index(int pair) {
   return _mm256_add_epi32(_mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_set1_epi32(2 * pair));
-}
-
-inline float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
 }
 
 // pf: where the next micro-tile's rows start, or null (see simd_avx512_q8.h).
