@@ -77,6 +77,21 @@ BASES = {
                 "weight, and this base is the fair same-type comparison with llama.cpp's "
                 "quantizer, not the 4.5-bit headline.",
         "text": "TinyStories (`tinystories_sample.txt`)"},
+    "trained": {
+        "tag": "-trained", "title": "TinyStories 3.3M (f32, trained here)",
+        "train": os.path.join(ROOT, "bench", "train_tiny_llama.py"),
+        "tokenizer": os.path.join(SHARED, "llama2c-stories260k", "tok512.bin"),
+        "text_path": os.path.join(SHARED, "text", "tinystories", "tinystories_sample.txt"),
+        "eval_bytes": 100_000,
+        "base": "a Llama model trained from scratch in f32 for this benchmark "
+                "(`bench/train_tiny_llama.py`, PyTorch, seed 1; never quantized): dim 256, "
+                "FFN 768, 4 layers, 8 heads / 4 KV heads, stories260K's 512-token vocabulary, "
+                "3.28M parameters, trained on the middle of the TinyStories sample (the "
+                "evaluation and calibration text below are held out). Every row is a multiple "
+                "of 256, so every type (k-quants included) and the Hadamard rotation apply to "
+                "every matrix, and the tied embedding is 4% of the weights: the fair test of "
+                "the 4.5-bit headline that the other two bases cannot give.",
+        "text": "TinyStories (`tinystories_sample.txt`)"},
 }
 TEXT = os.path.join(os.path.dirname(ROOT), "shared", "data", "text", "wikitext-2-raw",
                     "wiki.test.raw")
@@ -97,6 +112,7 @@ LLAMA_TYPES = ["q4_0", "q4_1"]
 # GGUF's own types: llama.cpp runs memwall's files of them, so their speed is compared on the
 # same file (the kernels issue's standard).
 GGUF_STANDARD = {"q8_0", "q6_k", "q5_k", "q4_k", "q4_1", "q4_0", "tq2_0", "tq1_0"}
+EVAL_BYTES = 600_000
 T0 = time.monotonic()
 
 
@@ -332,6 +348,20 @@ def measure(a):
     open(w["log"], "w").close()
     log("work dir", wd, "| log", w["log"])
     preset = BASES[a.base]
+    if "train" in preset:
+        if not os.path.exists(a.trained):
+            log("training the base (bench/train_tiny_llama.py, ~20 min) ->", a.trained)
+            os.makedirs(os.path.dirname(os.path.abspath(a.trained)), exist_ok=True)
+            tmp = a.trained + ".part"
+            r = run([a.train_python, preset["train"], "--memwall", a.memwall, "-o", tmp],
+                    w["log"])
+            with open(a.trained + ".txt", "w") as fh:
+                fh.write(r.stdout)
+            os.replace(tmp, a.trained)
+        if os.path.exists(a.trained + ".txt"):
+            with open(a.trained + ".txt") as fh:
+                a.trained_summary = fh.read().strip().split(": ", 1)[-1]
+        preset = dict(preset, llama2c=a.trained)
     if "llama2c" in preset:
         a.model = os.path.join(wd, "model.gguf")
         run([a.memwall, "convert", "--llama2c", preset["llama2c"], "--tokenizer",
@@ -533,9 +563,18 @@ def write_report(path, data):
          "for the plain variants of " + ", ".join(a["speed_types"]) +
          " and llama.cpp's files only" if a["speed"] == "subset" else "not measured") +
       ". Peak RSS from the same run.")
-    w("- **bits per weight** counts every tensor (embeddings, norms) over every weight. "
-      "Matrices whose rows (576) are not a multiple of a k-quant's 256-block fall back to "
-      "another type (listed per row below), so q4_k/q5_k/q6_k are mixed files on this model.")
+    rows_note = {
+        "default": "Matrices whose rows (576) are not a multiple of a k-quant's 256-block fall "
+                   "back to another type (listed per row below), so q4_k/q5_k/q6_k are mixed "
+                   "files on this model.",
+        "stories260k": "FFN down's rows (172) fit no block and stay f16 in every file.",
+        "trained": "Every row is a multiple of 256: no type falls back to another.",
+    }[a.get("base", "default")]
+    w(f"- **bits per weight** counts every tensor (embeddings, norms) over every weight. "
+      f"{rows_note}")
+    if a.get("trained_summary"):
+        w(f"- **Trained base**: {a['trained_summary']} (PyTorch's own evaluation, before "
+          f"conversion; the base row below is memwall's on the converted GGUF).")
     for n in data.get("notes", []):
         w(f"- **Note**: {n}")
     ids = sorted({r["binary"] for r in data["rows"] if r.get("binary")})
@@ -667,13 +706,20 @@ def main():
     ap.add_argument("--memwall", default=os.path.join(ROOT, "build", "memwall"))
     ap.add_argument("--base", choices=list(BASES), default="default",
                     help="default: the default model decoded to f32, on WikiText-2; "
-                         "stories260k: an f32 model never quantized, on TinyStories (ctx 256)")
+                         "stories260k: an f32 model never quantized, on TinyStories (ctx 256); "
+                         "trained: a 3.3M model trained in f32 by bench/train_tiny_llama.py "
+                         "(cached at --trained), on held-out TinyStories (ctx 256)")
+    ap.add_argument("--trained", default=os.path.join(
+        os.path.expanduser("~"), ".cache", "memwall", "bases", "tinystories-3m-seed1.bin"),
+                    help="llama2.c checkpoint of --base trained (trained when missing)")
+    ap.add_argument("--train-python", default="/usr/bin/python3",
+                    help="interpreter with PyTorch for bench/train_tiny_llama.py")
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--python", default=sys.executable, help="interpreter with llama_cpp")
     ap.add_argument("--text", default=TEXT)
     ap.add_argument("--chunks", type=int, default=8, help="perplexity windows")
     ap.add_argument("--ctx", type=int, default=512)
-    ap.add_argument("--eval-bytes", type=int, default=600_000)
+    ap.add_argument("--eval-bytes", type=int, default=EVAL_BYTES)
     ap.add_argument("--calib-bytes", type=int, default=500_000)
     ap.add_argument("--calib-chunks", type=int, default=16)
     ap.add_argument("--smooth-alpha", type=float, default=0.5, help="SmoothQuant alpha")
@@ -710,10 +756,12 @@ def main():
         write_report(os.path.join(out_dir, f"quant{tag}.md"), data)
         log(f"rewrote {os.path.join(out_dir, f'quant{tag}.md')} from {a.from_json}")
         return
-    if a.base == "stories260k":
+    if "text_path" in BASES[a.base]:
         a.text = BASES[a.base]["text_path"]
         if a.ctx == 512:
-            a.ctx = 256  # the model's context is 512: keep two windows' worth of room
+            a.ctx = 256  # the model's context is 512 (trained at 256): keep within it
+        if a.eval_bytes == EVAL_BYTES:
+            a.eval_bytes = BASES[a.base].get("eval_bytes", EVAL_BYTES)
     a.types = [t for t in a.types.split(",") if t]
     a.recipes = [t for t in a.recipes.split(",") if t]
     a.llama_types = [t for t in a.llama_types.split(",") if t]
