@@ -99,7 +99,11 @@ TYPES = ["w8a8", "q8_0", "q6_k", "q5_k", "q4_k", "q4_1", "q4_0", "nf4", "nf4_dq"
          "tq2_0", "tq1_0"]
 # Types of 4 bits and below: these also get rotate + calib.
 LOW = {"q4_k", "q4_1", "q4_0", "nf4", "nf4_dq", "q3_g64", "q2_g64", "tq2_0", "tq1_0"}
-RECIPES = ["plain", "calib", "rotate", "rotate+calib", "smooth", "calib+embd8", "smooth+embd8"]
+RECIPES = ["plain", "calib", "rotate", "rotate+calib", "smooth", "calib+embd8", "smooth+embd8",
+           "calib+bpw4.5", "calib+bpw4"]
+# calib+bpwB: `--max-bpw B` (the whole file within B bits per weight, each matrix's type chosen
+# from the default --mix by its importance-weighted loss), for the k-quant target only.
+BUDGET_TYPES = {"q4_k"}
 # calib+embd8: llama.cpp's default recipe with memwall's quantizer (token_embd, the tied
 # output head, kept in q8_0), for the types llama.cpp's files are compared with.
 EMBD8_TYPES = {"q4_0", "q4_1", "nf4", "nf4_dq"}
@@ -242,7 +246,9 @@ def memwall_variant(a, w, typ, recipe, data):
         cmd += ["--rotate", "hadamard"]
     if recipe.endswith("+embd8"):
         cmd += ["--keep", r"token_embd\.weight=q8_0"]
-    if recipe in ("calib", "calib+embd8"):
+    if "+bpw" in recipe:
+        cmd += ["--max-bpw", recipe.split("+bpw")[1]]
+    if recipe in ("calib", "calib+embd8") or recipe.startswith("calib+bpw"):
         if os.path.exists(w["imatrix"]):
             cmd += ["--imatrix", w["imatrix"]]
         else:
@@ -405,6 +411,8 @@ def measure(a):
                     continue
                 if rec == "calib+embd8" and typ not in EMBD8_TYPES:
                     continue
+                if "+bpw" in rec and typ not in BUDGET_TYPES:
+                    continue
                 if typ in ACTIVATION_TYPES and rec in ("calib", "rotate+calib"):
                     continue
                 jobs.append(("memwall", typ, rec))
@@ -477,7 +485,8 @@ def plot(path, data):
 
     fig, ax = plt.subplots(figsize=(10, 6.5))
     markers = {"plain": "o", "calib": "s", "rotate": "^", "rotate+calib": "D", "smooth": "P",
-               "calib+embd8": "v", "smooth+embd8": "X"}
+               "calib+embd8": "v", "smooth+embd8": "X",
+               "calib+bpw4.5": "*", "calib+bpw4": "h"}
     for rec, m in markers.items():
         rs = [r for r in rows if r["engine"] == "memwall" and r["recipe"] == rec]
         if rs:
@@ -550,6 +559,10 @@ def write_report(path, data):
       "recipe (it keeps the tied embedding / output head in q8_0) with memwall's quantizers, "
       "for " + ", ".join(sorted(EMBD8_TYPES)) + "; smooth+embd8 likewise for w8a8 (the tied "
       "output head cannot be smoothed: it is also the embedding table).")
+    w("- **calib+bpwB**: calib with `--max-bpw B`: the whole file within B bits per weight, "
+      "each matrix's type chosen from `--mix`'s default (q3_g64, nf4_dq, q4_k, q5_k, q6_k, "
+      "q8_0) by its importance-weighted output error (docs/quantize.md), for " +
+      ", ".join(sorted(BUDGET_TYPES)) + "; its row names the mix.")
     w("- **llama.cpp**: q4_0 and q4_1 made by llama.cpp's own quantizer "
       "(llama-cpp-python `llama_model_quantize`, `LLAMA_FTYPE_MOSTLY_Q4_0/Q4_1`, default "
       "recipe: it keeps token_embd (tied output) in q8_0 as its q6_k fallback) from the same "
@@ -614,7 +627,8 @@ def write_report(path, data):
           "llama.cpp q4_1, and k-quant fallbacks to q4_1) is close to lossless here; the "
           "comparison at ≤ 4.5 bpw is between memwall recipes that do not have that advantage "
           "and llama.cpp files that are above 4.5 bpw (llama.cpp keeps token_embd, 21 % of "
-          "the weights, in q8_0). A base that was never quantized would be the fair test.\n")
+          "the weights, in q8_0). The fair test, on a base that was never quantized and whose "
+          "rows fit every block, is `bench/results/quant-trained.md` (`--base trained`).\n")
     if ll:
         b2, _ = headline(data, 4.51)
         if b2 and b2 is not best:

@@ -77,27 +77,37 @@ QuantRecipe::QuantRecipe(TensorType target, const std::vector<std::string>& keep
 }
 
 TensorChoice QuantRecipe::choose(const SourceTensor& t) const {
+  if (auto it = assigned_.find(t.name); it != assigned_.end()) return it->second;
   if (t.dims.size() < 2) {
     // Norm weights and biases: a few KiB, and the quantizers need whole rows of blocks.
     return {TensorType::F32, "1-D"};
   }
-  TensorType type = target_;
-  std::string reason = "target";
   for (const KeepRule& k : keep_) {
-    if (std::regex_search(t.name, k.regex)) {
-      type = k.type;
-      reason = "--keep " + k.pattern;
-      break;
-    }
+    if (std::regex_search(t.name, k.regex)) return resolve(t, k.type, "--keep " + k.pattern);
   }
-  if (!fits(type, t.cols())) {
-    const TensorType alt = fallback(type);
-    reason = "fallback: rows of " + std::to_string(t.cols()) + " are not a multiple of " +
-             std::string(tensor_type_name(type)) + "'s " +
-             std::to_string(tensor_type_info(type).block_elements);
-    type = fits(alt, t.cols()) ? alt : TensorType::F16;
+  return resolve(t, target_, "target");
+}
+
+bool QuantRecipe::mixable(const SourceTensor& t) const {
+  if (t.dims.size() < 2) return false;
+  for (const KeepRule& k : keep_) {
+    if (std::regex_search(t.name, k.regex)) return false;
   }
-  return {type, reason};
+  return true;
+}
+
+TensorChoice QuantRecipe::resolve(const SourceTensor& t, TensorType type,
+                                  std::string reason) const {
+  if (fits(type, t.cols())) return {type, std::move(reason)};
+  const TensorType alt = fallback(type);
+  return {fits(alt, t.cols()) ? alt : TensorType::F16,
+          "fallback: rows of " + std::to_string(t.cols()) + " are not a multiple of " +
+              std::string(tensor_type_name(type)) + "'s " +
+              std::to_string(tensor_type_info(type).block_elements)};
+}
+
+void QuantRecipe::assign(const std::string& tensor, TensorChoice choice) {
+  assigned_[tensor] = std::move(choice);
 }
 
 std::string QuantRecipe::describe() const {
@@ -105,6 +115,7 @@ std::string QuantRecipe::describe() const {
   for (const KeepRule& k : keep_) {
     out += ", keep " + k.pattern + "=" + std::string(tensor_type_name(k.type));
   }
+  if (!mix_note_.empty()) out += ", " + mix_note_;
   return out;
 }
 

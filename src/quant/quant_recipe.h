@@ -6,6 +6,7 @@
 // (SmolLM2-135M's rows of 576 cannot hold 256-weight k-quant blocks).
 #pragma once
 
+#include <map>
 #include <regex>
 #include <string>
 #include <vector>
@@ -35,9 +36,21 @@ class QuantRecipe {
   TensorChoice choose(const SourceTensor& t) const;
   std::string describe() const;  // "q4_0, keep token_embd=q8_0"
 
+  // Whether the target type applies to t (a matrix no --keep rule names),
+  // so a bit budget may give it another type.
+  bool mixable(const SourceTensor& t) const;
+  // `type` for t, or its fallback when t's rows do not split into its blocks.
+  TensorChoice resolve(const SourceTensor& t, TensorType type, std::string reason) const;
+  // Overrides choose() for one tensor (the bit budget's choices); `note`
+  // joins describe(): "q4_k, mixed to <= 4.5 bpw from q3_g64/q4_k/q6_k".
+  void assign(const std::string& tensor, TensorChoice choice);
+  void set_mix_note(std::string note) { mix_note_ = std::move(note); }
+
  private:
   TensorType target_;
   std::vector<KeepRule> keep_;
+  std::map<std::string, TensorChoice> assigned_;
+  std::string mix_note_;
 };
 
 // Whether memwall can write (quantize to) this type.

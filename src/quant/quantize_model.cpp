@@ -1,15 +1,14 @@
 #include "quant/quantize_model.h"
 
-#include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <exception>
 #include <filesystem>
 #include <vector>
 
 #include "base/error.h"
 #include "format/gguf_writer.h"
 #include "kernels/weight_format.h"
+#include "quant/quantize_tensor.h"
 
 namespace memwall::quant {
 namespace {
@@ -18,78 +17,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-struct RowError {
-  double err2 = 0, ref2 = 0;
-};
-
-// Quantizes tensor `index` into `out` on every thread, a few rows at a time,
-// and measures the error of what was written. importance: cols floats, or null.
-// BitNet b1.58's absmean ternary scaling through the absmax quantizer: each
-// 256-weight block clipped to +-mean|w| has absmax mean|w|, so the reference
-// TQ quantizer then stores d = mean|w| and q = round(clip(w / d, -1, 1)).
-void clip_to_absmean(float* x, uint64_t n) {
-  constexpr uint64_t kBlock = 256;
-  for (uint64_t b = 0; b + kBlock <= n; b += kBlock) {
-    double sum = 0;
-    for (uint64_t i = b; i < b + kBlock; ++i) sum += std::fabs(x[i]);
-    const float g = float(sum / kBlock);
-    for (uint64_t i = b; i < b + kBlock; ++i) x[i] = std::clamp(x[i], -g, g);
-  }
-}
-
-RowError quantize_tensor(const TensorSource& source, size_t index, TensorType type,
-                         const float* importance, bool absmean, uint8_t* out, ThreadPool& pool) {
-  const SourceTensor& t = source.tensors()[index];
-  const kernels::WeightCodec& codec = kernels::codec_for(type, t.name);
-  const uint64_t cols = t.cols(), rows = t.rows(), stride = row_bytes(type, cols);
-  constexpr uint64_t kChunkRows = 16;
-  std::vector<RowError> errors(size_t(pool.size()));
-  std::vector<std::exception_ptr> failures(size_t(pool.size()));
-  pool.parallel_for(
-      int64_t(rows),
-      [&](int64_t begin, int64_t end, int thread) {
-        try {
-          std::vector<float> src(kChunkRows * cols), back(cols), clipped;
-          RowError& e = errors[size_t(thread)];
-          for (uint64_t r0 = uint64_t(begin); r0 < uint64_t(end); r0 += kChunkRows) {
-            const uint64_t r1 = std::min<uint64_t>(r0 + kChunkRows, uint64_t(end));
-            source.read_rows(index, r0, r1, src.data());
-            for (uint64_t r = r0; r < r1; ++r) {
-              const float* x = src.data() + (r - r0) * cols;
-              uint8_t* q = out + r * stride;
-              if (absmean) {
-                clipped.assign(x, x + cols);
-                clip_to_absmean(clipped.data(), cols);
-                codec.quantize_row(clipped.data(), q, int64_t(cols));
-              } else if (importance) {
-                codec.quantize_row_weighted(x, q, int64_t(cols), importance);
-              } else {
-                codec.quantize_row(x, q, int64_t(cols));
-              }
-              codec.dequantize_row(q, back.data(), int64_t(cols));
-              for (uint64_t c = 0; c < cols; ++c) {
-                const double d = double(back[c]) - x[c];
-                e.err2 += d * d;
-                e.ref2 += double(x[c]) * x[c];
-              }
-            }
-          }
-        } catch (...) {
-          failures[size_t(thread)] = std::current_exception();
-        }
-      },
-      int64_t(kChunkRows));
-  for (auto& f : failures) {
-    if (f) std::rethrow_exception(f);
-  }
-  RowError total;
-  for (const RowError& e : errors) {
-    total.err2 += e.err2;
-    total.ref2 += e.ref2;
-  }
-  return total;
 }
 
 }  // namespace
@@ -132,8 +59,10 @@ QuantizeSummary quantize_model(const TensorSource& source, const QuantRecipe& re
       }
       const bool absmean = options.ternary_absmean &&
                            (choice.type == TensorType::TQ1_0 || choice.type == TensorType::TQ2_0);
-      const RowError e = quantize_tensor(source, i, choice.type, weighted ? imp->data() : nullptr,
-                                         absmean, out.data(), pool);
+      TensorQuantOptions o;
+      o.importance = weighted ? imp->data() : nullptr;
+      o.absmean = absmean;
+      const QuantError e = quantize_tensor(source, i, choice.type, o, out.data(), pool);
       if (tensors[i].dims.size() >= 2) {
         err2 += e.err2;
         ref2 += e.ref2;
@@ -146,7 +75,7 @@ QuantizeSummary quantize_model(const TensorSource& source, const QuantRecipe& re
         r.choice = choice;
         r.bytes_out = bytes;
         r.weighted = weighted;
-        r.rel_rms_error = e.ref2 > 0 ? std::sqrt(e.err2 / e.ref2) : 0;
+        r.rel_rms_error = e.rel_rms();
         r.seconds = seconds_since(t0);
         options.on_tensor(r);
       }

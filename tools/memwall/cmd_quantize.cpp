@@ -2,16 +2,20 @@
 // in any type memwall decodes, or a Hugging Face safetensors directory.
 // Output: a GGUF that memwall (and, for GGUF's own types, llama.cpp) loads.
 #include <unistd.h>
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
 
 #include "base/error.h"
 #include "base/thread_pool.h"
 #include "calibrate.h"
 #include "commands.h"
 #include "quant/activation_stats.h"
+#include "quant/bit_budget.h"
 #include "quant/gguf_source.h"
 #include "quant/hf_source.h"
 #include "quant/quantize_model.h"
@@ -28,7 +32,10 @@ struct QuantizeOptions {
   std::vector<std::string> keep;
   std::string rotate = "none";
   std::string ternary = "absmax";
-  float smooth = 0;  // SmoothQuant alpha; 0: off
+  float smooth = 0;    // SmoothQuant alpha; 0: off
+  double max_bpw = 0;  // bit budget of the whole file, when max_bpw_given
+  bool max_bpw_given = false;
+  std::vector<std::string> mix;
   uint64_t seed = 1;
   std::string calib;
   std::string imatrix, save_imatrix;
@@ -50,6 +57,12 @@ std::string shape(const quant::SourceTensor& t) {
   return s + "]";
 }
 
+// A k-quant-like ladder (q3_g64 standing in for q3_K) around any target.
+std::vector<TensorType> default_mix() {
+  return {TensorType::Q3_G64, TensorType::NF4_DQ, TensorType::Q4_K,
+          TensorType::Q5_K,   TensorType::Q6_K,   TensorType::Q8_0};
+}
+
 std::unique_ptr<quant::TensorSource> open_source(const std::string& path) {
   if (!std::filesystem::exists(path)) fail("input '", path, "' does not exist");
   if (std::filesystem::is_directory(path)) {
@@ -69,7 +82,20 @@ int run_quantize(const QuantizeOptions& opt) {
   }
   auto type = tensor_type_from_name(opt.type);
   if (!type) fail("unknown --type '", opt.type, "' (memwall writes ", quant::writable_types(), ")");
-  const quant::QuantRecipe recipe(*type, opt.keep);
+  quant::QuantRecipe recipe(*type, opt.keep);
+  std::vector<TensorType> mix_types;
+  for (const std::string& name : opt.mix) {
+    auto t = tensor_type_from_name(name);
+    if (!t) fail("--mix: unknown type '", name, "' (memwall writes ", quant::writable_types(), ")");
+    if (!quant::writable_type(*t)) {
+      fail("--mix: memwall cannot write ", name, " (it writes ", quant::writable_types(), ")");
+    }
+    mix_types.push_back(*t);
+  }
+  if (!opt.mix.empty() && !opt.max_bpw_given) fail("--mix needs --max-bpw");
+  if (opt.max_bpw_given && !(opt.max_bpw > 0 && opt.max_bpw <= 64)) {
+    fail("--max-bpw must be in (0, 64] bits per weight, not ", opt.max_bpw);
+  }
   if (opt.rotate != "none" && opt.rotate != "hadamard") {
     fail("--rotate must be none or hadamard, not '", opt.rotate, "'");
   }
@@ -133,8 +159,6 @@ int run_quantize(const QuantizeOptions& opt) {
                  opt.smooth, smoothed->outlier_ratio_before(), smoothed->outlier_ratio_after());
   }
   const bool tty = isatty(fileno(stderr));
-  std::fprintf(stderr, "quantize: %s -> %s as %s (%d threads)\n", opt.input.c_str(),
-               opt.output.c_str(), recipe.describe().c_str(), pool.size());
   quant::QuantizeOptions q;
   q.ternary_absmean = opt.ternary == "absmean";
   if (smoothed) {
@@ -142,6 +166,38 @@ int run_quantize(const QuantizeOptions& opt) {
   } else if (!opt.calib.empty() || !opt.imatrix.empty()) {
     q.importance = [&stats](const std::string& name) { return stats.importance(name); };
   }
+  std::optional<quant::BitBudgetResult> budget;
+  if (opt.max_bpw_given) {
+    quant::BitBudgetOptions b;
+    b.max_bpw = opt.max_bpw;
+    b.types = mix_types.empty() ? default_mix() : mix_types;
+    b.importance = q.importance;
+    b.ternary_absmean = q.ternary_absmean;
+    b.on_measured = [tty](size_t done, size_t total, const quant::SourceTensor& t) {
+      // A terminal's line is rewritten per matrix; a log gets every tenth.
+      if (!tty && done != total && done % std::max<size_t>(1, total / 10) != 0) return;
+      std::fprintf(stderr,
+                   "%squantize: --max-bpw: measured %zu/%zu matrices in every "
+                   "candidate type (%s)%s",
+                   tty ? "\r\033[K" : "", done, total, t.name.c_str(),
+                   !tty || done == total ? "\n" : "");
+      std::fflush(stderr);
+    };
+    budget = quant::apply_bit_budget(*source, recipe, b, pool);
+    std::string mix;
+    for (const auto& [t, n] : budget->matrices_by_type) {
+      mix += (mix.empty() ? "" : ", ") + std::to_string(n) + " " + std::string(tensor_type_name(t));
+    }
+    std::fprintf(stderr,
+                 "quantize: --max-bpw %g: %s of %d matrices; %.3f bits per weight; summed "
+                 "relative output error %.4g (%s only: %s)\n",
+                 opt.max_bpw, mix.c_str(), budget->mixed, budget->bits_per_weight, budget->loss,
+                 std::string(tensor_type_name(recipe.target())).c_str(),
+                 budget->loss_target_only < 0 ? "over the budget"
+                                              : std::to_string(budget->loss_target_only).c_str());
+  }
+  std::fprintf(stderr, "quantize: %s -> %s as %s (%d threads)\n", opt.input.c_str(),
+               opt.output.c_str(), recipe.describe().c_str(), pool.size());
   q.on_tensor = [tty](const quant::TensorReport& r) {
     const int width = int(std::to_string(r.count).size());
     std::fprintf(
@@ -178,6 +234,11 @@ int run_quantize(const QuantizeOptions& opt) {
     j["rotate"] = opt.rotate;
     j["ternary"] = opt.ternary;
     j["smooth"] = opt.smooth;
+    if (budget) {
+      j["max_bpw"] = opt.max_bpw;
+      j["mix_loss"] = budget->loss;
+      if (budget->loss_target_only >= 0) j["mix_loss_target_only"] = budget->loss_target_only;
+    }
     j["calibration"] = opt.calib.empty() ? opt.imatrix : opt.calib;
     j["bytes_in"] = s.bytes_in;
     j["bytes_out"] = s.bytes_out;
@@ -227,6 +288,16 @@ const CommandRegistration kQuantize{
                      "input channel by max|x|^ALPHA / max|w|^(1-ALPHA), folded into the norms, "
                      "V and FFN up, so per-token int8 activations (w8a8) lose less to outlier "
                      "channels; 0.5 is the paper's default. Off unless given");
+      CLI::Option* max_bpw = sub.add_option(
+          "--max-bpw", opt->max_bpw,
+          "BITS: bit budget of the whole file (every tensor, as the summary counts): "
+          "each matrix the target type would take may take a --mix type instead, "
+          "chosen to fit BITS per weight with the least summed relative output error "
+          "(importance-weighted with --calib/--imatrix). Off unless given");
+      sub.add_option("--mix", opt->mix,
+                     "Types --max-bpw chooses from besides --type (comma-separated; default "
+                     "q3_g64,nf4_dq,q4_k,q5_k,q6_k,q8_0)")
+          ->delimiter(',');
       sub.add_option("--seed", opt->seed, "Seed of the rotation's random signs")
           ->capture_default_str();
       sub.add_option("--calib", opt->calib,
@@ -244,7 +315,10 @@ const CommandRegistration kQuantize{
           ->capture_default_str();
       sub.add_option("-t,--threads", opt->threads, "Threads (default: physical cores)");
       sub.add_flag("--json", opt->json, "Print a JSON summary on stdout");
-      return [opt] { return run_quantize(*opt); };
+      return [opt, max_bpw] {
+        opt->max_bpw_given = max_bpw->count() > 0;
+        return run_quantize(*opt);
+      };
     }};
 
 }  // namespace
