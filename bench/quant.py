@@ -100,9 +100,11 @@ TYPES = ["w8a8", "q8_0", "q6_k", "q5_k", "q4_k", "q4_1", "q4_0", "nf4", "nf4_dq"
 # Types of 4 bits and below: these also get rotate + calib.
 LOW = {"q4_k", "q4_1", "q4_0", "nf4", "nf4_dq", "q3_g64", "q2_g64", "tq2_0", "tq1_0"}
 RECIPES = ["plain", "calib", "rotate", "rotate+calib", "smooth", "calib+embd8", "smooth+embd8",
-           "calib+bpw4.5", "calib+bpw4"]
+           "calib+bpw4.5", "calib+embd6+bpw4.5", "calib+embd6+bpw4"]
 # calib+bpwB: `--max-bpw B` (the whole file within B bits per weight, each matrix's type chosen
-# from the default --mix by its importance-weighted loss), for the k-quant target only.
+# from the default --mix by its importance-weighted loss), for the k-quant target only;
+# +embd6: the output head (the tied embedding) kept in q6_k first, llama.cpp's rule, since
+# the mixer weighs every matrix's relative error alike and the head's reaches the logits whole.
 BUDGET_TYPES = {"q4_k"}
 # calib+embd8: llama.cpp's default recipe with memwall's quantizer (token_embd, the tied
 # output head, kept in q8_0), for the types llama.cpp's files are compared with.
@@ -248,7 +250,9 @@ def memwall_variant(a, w, typ, recipe, data):
         cmd += ["--keep", r"token_embd\.weight=q8_0"]
     if "+bpw" in recipe:
         cmd += ["--max-bpw", recipe.split("+bpw")[1]]
-    if recipe in ("calib", "calib+embd8") or recipe.startswith("calib+bpw"):
+    if "+embd6" in recipe:
+        cmd += ["--keep", r"^(token_embd|output)\.weight$=q6_k"]
+    if recipe == "calib" or recipe.startswith("calib+"):
         if os.path.exists(w["imatrix"]):
             cmd += ["--imatrix", w["imatrix"]]
         else:
@@ -486,7 +490,7 @@ def plot(path, data):
     fig, ax = plt.subplots(figsize=(10, 6.5))
     markers = {"plain": "o", "calib": "s", "rotate": "^", "rotate+calib": "D", "smooth": "P",
                "calib+embd8": "v", "smooth+embd8": "X",
-               "calib+bpw4.5": "*", "calib+bpw4": "h"}
+               "calib+bpw4.5": "*", "calib+embd6+bpw4.5": "p", "calib+embd6+bpw4": "h"}
     for rec, m in markers.items():
         rs = [r for r in rows if r["engine"] == "memwall" and r["recipe"] == rec]
         if rs:
@@ -562,10 +566,15 @@ def write_report(path, data):
     w("- **calib+bpwB**: calib with `--max-bpw B`: the whole file within B bits per weight, "
       "each matrix's type chosen from `--mix`'s default (q3_g64, nf4_dq, q4_k, q5_k, q6_k, "
       "q8_0) by its importance-weighted output error (docs/quantize.md), for " +
-      ", ".join(sorted(BUDGET_TYPES)) + "; its row names the mix.")
+      ", ".join(sorted(BUDGET_TYPES)) + "; the mix of each file is in the last table. "
+      "+embd6: the output head (tied embedding) kept in q6_k before mixing the rest "
+      "(`--keep '^(token_embd|output)\\.weight$=q6_k'`), llama.cpp's rule for its head: the "
+      "mixer's loss weighs every matrix's relative output error alike, and the head's reaches "
+      "the logits undiluted.")
     w("- **llama.cpp**: q4_0 and q4_1 made by llama.cpp's own quantizer "
       "(llama-cpp-python `llama_model_quantize`, `LLAMA_FTYPE_MOSTLY_Q4_0/Q4_1`, default "
-      "recipe: it keeps token_embd (tied output) in q8_0 as its q6_k fallback) from the same "
+      "recipe: it keeps the output head (here the tied token_embd) in q6_k, or q8_0 when its rows "
+      "do not split into 256-blocks) from the same "
       "base; bits per weight measured from the file. Evaluated with the same memwall "
       "perplexity protocol and the same base logits, so KL is comparable. llama.cpp copies "
       "the base's `general.alignment` = 64 into its output but lays the data out at 32 bytes; "

@@ -164,7 +164,7 @@ def eval_ppl(model, tokens, seq):
         logits = model(w[None, :-1])[0]
         lp = F.log_softmax(logits, dim=-1)
         tgt = w[1:]
-        first = seq // 2 - 1  # scores predictions of tokens seq/2 .. seq-1
+        first = seq // 2  # llama.cpp scores logits seq/2 .. seq-2 (tokens seq/2+1 .. seq-1)
         nll -= lp[first:].gather(1, tgt[first:, None]).sum().item()
         n += seq - 1 - first
     return math.exp(nll / max(n, 1)), n
