@@ -40,10 +40,6 @@ std::vector<size_t> lower_hull(const std::vector<MixOption>& options) {
   return hull;
 }
 
-bool is_ternary(TensorType t) {
-  return t == TensorType::TQ1_0 || t == TensorType::TQ2_0;
-}
-
 }  // namespace
 
 std::vector<size_t> choose_within_budget(const std::vector<std::vector<MixOption>>& items,
@@ -152,7 +148,7 @@ BitBudgetResult apply_bit_budget(const TensorSource& source, QuantRecipe& recipe
       TensorQuantOptions q;
       q.importance = imp ? imp->data() : nullptr;
       q.error_weights = q.importance;
-      q.absmean = options.ternary_absmean && is_ternary(type);
+      q.ternary_absmean = options.ternary_absmean;
       items[k][j].loss =
           quantize_tensor(source, mixable[k], type, q, scratch.data(), pool).rel_output_err2();
     }

@@ -57,11 +57,9 @@ QuantizeSummary quantize_model(const TensorSource& source, const QuantRecipe& re
         fail("calibration importance of '", tensors[i].name, "' has ", imp->size(),
              " columns, the tensor ", tensors[i].cols());
       }
-      const bool absmean = options.ternary_absmean &&
-                           (choice.type == TensorType::TQ1_0 || choice.type == TensorType::TQ2_0);
       TensorQuantOptions o;
       o.importance = weighted ? imp->data() : nullptr;
-      o.absmean = absmean;
+      o.ternary_absmean = options.ternary_absmean;
       const QuantError e = quantize_tensor(source, i, choice.type, o, out.data(), pool);
       if (tensors[i].dims.size() >= 2) {
         err2 += e.err2;

@@ -31,7 +31,8 @@ QuantError quantize_tensor(const TensorSource& source, size_t index, TensorType 
   const uint64_t cols = t.cols(), rows = t.rows(), stride = row_bytes(type, cols);
   const float* importance = codec.quantize_row_weighted ? options.importance : nullptr;
   const float* error_weights = options.error_weights;
-  const bool absmean = options.absmean;
+  const bool absmean =
+      options.ternary_absmean && (type == TensorType::TQ1_0 || type == TensorType::TQ2_0);
   constexpr uint64_t kChunkRows = 16;
   std::vector<QuantError> errors(size_t(pool.size()));
   std::vector<std::exception_ptr> failures(size_t(pool.size()));

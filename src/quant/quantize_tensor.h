@@ -26,7 +26,7 @@ struct TensorQuantOptions {
   // uses (types without one ignore it), and the weights of the error measure.
   const float* importance = nullptr;
   const float* error_weights = nullptr;
-  bool absmean = false;  // BitNet b1.58's ternary scaling (TQ1_0 / TQ2_0 only)
+  bool ternary_absmean = false;  // BitNet b1.58's scaling when the type is TQ1_0 / TQ2_0
 };
 
 // Quantizes tensor `index` of `source` as `type` into `out` (rows * row_bytes
