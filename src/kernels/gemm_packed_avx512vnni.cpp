@@ -28,8 +28,13 @@ namespace {
 
 constexpr int kTokens = 8;  // tokens per micro-tile: 8 float accumulators
 // Decode streams weights from DRAM once: prefetch this far ahead of the
-// quants being read (and of the scales) so enough misses are in flight.
+// quants being read (and of the scales) into L1, and again much further ahead
+// into L2, so enough misses are in flight: a core's L1 tracks too few
+// outstanding misses to cover DRAM latency alone. On this machine the far
+// prefetch lifts one decode matrix from 82% to 92% of a plain read of the
+// same bytes (bench/micro).
 constexpr size_t kPrefetchAhead = 2048;
+constexpr size_t kPrefetchFar = 16384;
 
 template <TensorType kType>
 struct Packed {
@@ -125,7 +130,10 @@ void micro_tile(const uint8_t* group, int64_t nb, const uint8_t* x, size_t x_str
     if constexpr (kT == 1) {
       // Groups lie back to back, so this runs on into the next group's
       // scales and quants: the one stream never restarts cold.
-      for (size_t p = 0; p < P::kQuant; p += 64) __builtin_prefetch(q + kPrefetchAhead + p);
+      for (size_t p = 0; p < P::kQuant; p += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(q + kPrefetchAhead + p), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(q + kPrefetchFar + p), _MM_HINT_T1);
+      }
     }
     __m512i w[8];
     unpack_block<kType>(q, w);
