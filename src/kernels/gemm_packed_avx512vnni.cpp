@@ -30,9 +30,9 @@ constexpr int kTokens = 8;  // tokens per micro-tile: 8 float accumulators
 // Decode streams weights from DRAM once: prefetch this far ahead of the
 // quants being read (and of the scales) into L1, and again much further ahead
 // into L2, so enough misses are in flight: a core's L1 tracks too few
-// outstanding misses to cover DRAM latency alone. On this machine the far
-// prefetch lifts one decode matrix from 82% to 92% of a plain read of the
-// same bytes (bench/micro).
+// outstanding misses to cover DRAM latency alone. Measured here (q4_0,
+// 8192 x 2048, 2 threads): 84% -> 94% of a plain read of the same bytes, and
+// 1B-shape q4_0 decode +16% end to end; nearer or farther distances gained less.
 constexpr size_t kPrefetchAhead = 2048;
 constexpr size_t kPrefetchFar = 16384;
 
