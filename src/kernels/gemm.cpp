@@ -19,6 +19,7 @@ const GemmKernel* const kRegistry[] = {
     &kGemmQ8_0Scalar, &kGemmQ4_0Scalar, &kGemmQ4_1Scalar,
     &kGemmF32Avx2, &kGemmF16Avx2, &kGemmBf16Avx2,
     &kGemmQ8_0Avx2, &kGemmQ4_0Avx2, &kGemmQ4_1Avx2,
+    &kGemmQ8_0Q16Avx2, &kGemmQ4_0Q16Avx2, &kGemmQ4_1Q16Avx2,
     &kGemmF32Avx512, &kGemmF16Avx512, &kGemmBf16Avx512,
     &kGemmQ8_0Avx512, &kGemmQ4_0Avx512, &kGemmQ4_1Avx512,
     &kGemmQ8_0Avx512Vnni, &kGemmQ4_0Avx512Vnni, &kGemmQ4_1Avx512Vnni,

@@ -1,4 +1,4 @@
-// q4_0 weights x q8 activations, AVX2 (scheme: simd_avx2_q8.h).
+// q4_0 weights x BlockQ8x or BlockQ16x activations, AVX2 (scheme: simd_avx2_q8.h).
 #include "kernels/simd_avx2_q8.h"
 #include "kernels/simd_kernels.h"
 
@@ -6,5 +6,7 @@ namespace memwall::kernels {
 
 const GemmKernel kGemmQ4_0Avx2{TensorType::Q4_0, Isa::kAvx2, ActivationKind::kQ8,
                                tile<Q4Format<false>>};
+const GemmKernel kGemmQ4_0Q16Avx2{TensorType::Q4_0, Isa::kAvx2, ActivationKind::kQ16,
+                                  tile<Q4Format<false>, ActQ16>};
 
 }  // namespace memwall::kernels

@@ -23,7 +23,8 @@ namespace memwall::kernels {
 //   format               kExact           kFast                   kInt8
 //   q4_0, q4_1, q8_0     codec, f32 x     packed kernel, Q16x     packed or row kernel, Q8x
 //                                         (AVX-512 VNNI; else
-//                                         the kExact path)
+//                                         row kernel, Q16x, on
+//                                         AVX2; scalar: kExact)
 //   q4_K, q5_K, q6_K,    codec, f32 x     row kernel, Q16K        row kernel, Q8K
 //   tq1_0, tq2_0                          (every target)          (every target)
 //   nf4, nf4_dq,         codec, f32 x     row kernel, Q16x        row kernel, Q8x

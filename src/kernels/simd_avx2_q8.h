@@ -8,6 +8,12 @@
 // Integer dot: vpmaddubsw (unsigned x signed bytes -> int16 pairs) and
 // vpmaddwd with ones (-> int32); int32 lanes 0..3 hold block 0 of the pair,
 // 4..7 block 1.
+//
+// BlockQ16x activations (the fast path without AVX-512 VNNI): the halves are
+// rebuilt into int16 words X = 256 hi + lo once per token and pair, and the
+// weights widened to words, so one vpmaddwd per 16 products is exact
+// (|w| <= 128, |X| <= 32512). The byte trick cannot take them: q8_0's sign
+// moves onto the activations, and a lo of -128 has no negation in int8.
 #pragma once
 
 #include <cstddef>
@@ -38,18 +44,70 @@ inline __m256i load_pair_lanes(const uint8_t* p, size_t stride, int count) {
 struct XPair {
   __m256i lo, hi;
 };
-inline XPair load_x_pair(const uint8_t* x, int count) {
-  const uint8_t* qs = x + offsetof(BlockQ8x, qs);
-  return {load_pair_lanes(qs, kQ8xBytes, count), load_pair_lanes(qs + 16, kQ8xBytes, count)};
+
+// A pair's bytes b as int16 words in vpunpck order: w[0] = bytes 0..7 of
+// each lane, w[1] = bytes 8..15; `high` is each word's high byte.
+struct Words4 {
+  __m256i lo[2], hi[2];  // from XPair/WPair .lo and .hi
+};
+inline Words4 widen(const XPair& b, const XPair& high) {
+  return {{_mm256_unpacklo_epi8(b.lo, high.lo), _mm256_unpackhi_epi8(b.lo, high.lo)},
+          {_mm256_unpacklo_epi8(b.hi, high.hi), _mm256_unpackhi_epi8(b.hi, high.hi)}};
+}
+inline __m256i sign_bytes(__m256i b) {
+  return _mm256_cmpgt_epi8(_mm256_setzero_si256(), b);
 }
 
-// d_x and sum_x of up to 8 activation blocks (zero beyond `count`).
+// The exact int32 dot of two pairs of words (lanes as dot_u4_s8's).
+inline __m256i dot_words(const Words4& a, const Words4& b) {
+  return _mm256_add_epi32(
+      _mm256_add_epi32(_mm256_madd_epi16(a.lo[0], b.lo[0]), _mm256_madd_epi16(a.lo[1], b.lo[1])),
+      _mm256_add_epi32(_mm256_madd_epi16(a.hi[0], b.hi[0]), _mm256_madd_epi16(a.hi[1], b.hi[1])));
+}
+
+// Activations: kBytes per block; X is one token's pair of blocks; dot<F>
+// the int32 dot of a weight pair with it.
+struct ActQ8 {
+  static constexpr int kBytes = kQ8xBytes;
+  using X = XPair;
+  static X load(const uint8_t* x, int count) {
+    const uint8_t* qs = x + offsetof(BlockQ8x, qs);
+    return {load_pair_lanes(qs, kBytes, count), load_pair_lanes(qs + 16, kBytes, count)};
+  }
+  template <class F>
+  static __m256i dot(const typename F::WPair& w, const X& x) {
+    return F::dot(w, x);
+  }
+};
+
+struct ActQ16 {
+  static constexpr int kBytes = sizeof(BlockQ16x);
+  static_assert(offsetof(BlockQ16x, d) == 0 && offsetof(BlockQ16x, sum) == 4);
+  using X = Words4;
+  static X load(const uint8_t* x, int count) {
+    const uint8_t* hi = x + offsetof(BlockQ16x, hi);
+    const uint8_t* lo = x + offsetof(BlockQ16x, lo);
+    const XPair h{load_pair_lanes(hi, kBytes, count), load_pair_lanes(hi + 16, kBytes, count)};
+    const XPair l{load_pair_lanes(lo, kBytes, count), load_pair_lanes(lo + 16, kBytes, count)};
+    // lo is the word's low byte read as unsigned: borrow 1 from hi when lo < 0.
+    const XPair high{_mm256_add_epi8(h.lo, sign_bytes(l.lo)),
+                     _mm256_add_epi8(h.hi, sign_bytes(l.hi))};
+    return widen(l, high);
+  }
+  template <class F>
+  static __m256i dot(const typename F::WPair& w, const X& x) {
+    return dot_words(F::words(w), x);
+  }
+};
+
+// d_x and sum_x of up to 8 activation blocks kBytes apart (zero beyond `count`).
+template <int kBytes>
 inline void load_x_scales8(const uint8_t* x, int count, __m256& d, __m256& sum) {
   alignas(32) float dd[8] = {};
   alignas(32) int32_t ss[8] = {};
   for (int k = 0; k < count; ++k) {
-    __builtin_memcpy(&dd[k], x + k * kQ8xBytes, 4);
-    __builtin_memcpy(&ss[k], x + k * kQ8xBytes + 4, 4);
+    __builtin_memcpy(&dd[k], x + k * kBytes, 4);
+    __builtin_memcpy(&ss[k], x + k * kBytes + 4, 4);
   }
   d = _mm256_load_ps(dd);
   sum = _mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(ss)));
@@ -90,6 +148,10 @@ struct Q4Format {
     return {_mm256_and_si256(z, m), _mm256_and_si256(_mm256_srli_epi16(z, 4), m)};
   }
   static __m256i dot(const WPair& w, const XPair& x) { return dot_u4_s8(w.lo, w.hi, x.lo, x.hi); }
+  static Words4 words(const WPair& w) {
+    const __m256i zero = _mm256_setzero_si256();
+    return widen({w.lo, w.hi}, {zero, zero});
+  }
   static void scales(const uint8_t* block, int count, __m256& d, __m256& fix) {
     d = load_w_f16x8<kBytes>(block, 0, count);
     fix = kHasMin ? load_w_f16x8<kBytes>(block, 2, count) : d;
@@ -118,6 +180,9 @@ struct Q8_0Format {
         _mm256_maddubs_epi16(_mm256_sign_epi8(w.hi, w.hi), _mm256_sign_epi8(x.hi, w.hi));
     return _mm256_add_epi32(_mm256_madd_epi16(lo, ones), _mm256_madd_epi16(hi, ones));
   }
+  static Words4 words(const WPair& w) {
+    return widen({w.lo, w.hi}, {sign_bytes(w.lo), sign_bytes(w.hi)});
+  }
   static void scales(const uint8_t* block, int count, __m256& d, __m256& fix) {
     fix = d = load_w_f16x8<kBytes>(block, 0, count);
   }
@@ -129,7 +194,7 @@ inline __m256i pair_scale_index(int pair) {
 }
 
 // pf: where the next micro-tile's rows start, or null (see simd_avx512_q8.h).
-template <class F, int MR, int NT>
+template <class F, class A, int MR, int NT>
 void micro(const uint8_t* w, size_t ws, const uint8_t* pf, const uint8_t* x, size_t xs, int64_t nb,
            float* y, int64_t ldy) {
   __m256 acc[MR][NT];
@@ -146,7 +211,7 @@ void micro(const uint8_t* w, size_t ws, const uint8_t* pf, const uint8_t* x, siz
 #pragma GCC unroll 4
     for (int t = 0; t < NT; ++t) {
       __m256 sum;
-      load_x_scales8(x + t * xs + k0 * kQ8xBytes, count, dx[t], sum);
+      load_x_scales8<A::kBytes>(x + t * xs + k0 * A::kBytes, count, dx[t], sum);
       if constexpr (F::kFix) {
         const __m256 cx = _mm256_mul_ps(_mm256_mul_ps(dx[t], sum), _mm256_set1_ps(F::kFixScale));
 #pragma GCC unroll 4
@@ -157,11 +222,11 @@ void micro(const uint8_t* w, size_t ws, const uint8_t* pf, const uint8_t* x, siz
       const int pc = count - p < 2 ? 1 : 2;
       const int64_t k = k0 + p;
       const __m256i sidx = pair_scale_index(p / 2);
-      XPair xp[NT];
+      typename A::X xp[NT];
       __m256 dxp[NT];
 #pragma GCC unroll 4
       for (int t = 0; t < NT; ++t) {
-        xp[t] = load_x_pair(x + t * xs + k * kQ8xBytes, pc);
+        xp[t] = A::load(x + t * xs + k * A::kBytes, pc);
         dxp[t] = _mm256_permutevar8x32_ps(dx[t], sidx);
       }
 #pragma GCC unroll 4
@@ -180,7 +245,7 @@ void micro(const uint8_t* w, size_t ws, const uint8_t* pf, const uint8_t* x, siz
         const __m256 dwp = _mm256_permutevar8x32_ps(dw[r], sidx);
 #pragma GCC unroll 4
         for (int t = 0; t < NT; ++t) {
-          const __m256 s = _mm256_mul_ps(_mm256_cvtepi32_ps(F::dot(wp, xp[t])), dwp);
+          const __m256 s = _mm256_mul_ps(_mm256_cvtepi32_ps(A::template dot<F>(wp, xp[t])), dwp);
           acc[r][t] = _mm256_fmadd_ps(s, dxp[t], acc[r][t]);
         }
       }
@@ -194,16 +259,16 @@ void micro(const uint8_t* w, size_t ws, const uint8_t* pf, const uint8_t* x, siz
 }
 
 // Rows outer; micro-tiles of up to 4 rows x 2 tokens (16 ymm registers).
-template <class F>
+template <class F, class A = ActQ8>
 void tile(const uint8_t* w, size_t ws, int64_t R, const uint8_t* x, size_t xs, int64_t T, int64_t n,
           float* y, int64_t ldy) {
   using Micro = void (*)(const uint8_t*, size_t, const uint8_t*, const uint8_t*, size_t, int64_t,
                          float*, int64_t);
   static constexpr Micro kMicro[4][2] = {
-      {micro<F, 1, 1>, micro<F, 1, 2>},
-      {micro<F, 2, 1>, micro<F, 2, 2>},
-      {micro<F, 3, 1>, micro<F, 3, 2>},
-      {micro<F, 4, 1>, micro<F, 4, 2>},
+      {micro<F, A, 1, 1>, micro<F, A, 1, 2>},
+      {micro<F, A, 2, 1>, micro<F, A, 2, 2>},
+      {micro<F, A, 3, 1>, micro<F, A, 3, 2>},
+      {micro<F, A, 4, 1>, micro<F, A, 4, 2>},
   };
   const int64_t nb = n / 32;
   for (int64_t r = 0; r < R; r += 4) {

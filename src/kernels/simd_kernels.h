@@ -25,6 +25,8 @@ extern const GemmKernel kGemmF32Scalar, kGemmF16Scalar, kGemmBf16Scalar;
 extern const GemmKernel kGemmQ8_0Scalar, kGemmQ4_0Scalar, kGemmQ4_1Scalar;
 extern const GemmKernel kGemmF32Avx2, kGemmF16Avx2, kGemmBf16Avx2;
 extern const GemmKernel kGemmQ8_0Avx2, kGemmQ4_0Avx2, kGemmQ4_1Avx2;
+// GGUF rows with BlockQ16x activations (the fast path where AVX-512 VNNI is missing).
+extern const GemmKernel kGemmQ8_0Q16Avx2, kGemmQ4_0Q16Avx2, kGemmQ4_1Q16Avx2;
 extern const GemmKernel kGemmF32Avx512, kGemmF16Avx512, kGemmBf16Avx512;
 extern const GemmKernel kGemmQ8_0Avx512, kGemmQ4_0Avx512, kGemmQ4_1Avx512;
 extern const GemmKernel kGemmQ8_0Avx512Vnni, kGemmQ4_0Avx512Vnni, kGemmQ4_1Avx512Vnni;

@@ -37,8 +37,8 @@ kernels::Precision effective_precision(kernels::Precision requested, kernels::Is
                                        const ModelWeights& w, std::string* note) {
   if (requested != kernels::Precision::kFast) return requested;
   // kFast is worth running when some matrix has a SIMD kernel for it; the
-  // others take the exact path one by one in matmul_group. Without any (the
-  // 16-bit packed kernels need AVX-512 VNNI) the whole model runs kExact.
+  // others take the exact path one by one in matmul_group. Without any (a
+  // CPU without AVX2) the whole model runs kExact.
   bool any = false;
   const auto check = [&](const kernels::MatrixView& m) {
     if (m.type == TensorType::F32 || m.type == TensorType::F16 || m.type == TensorType::BF16) {
@@ -57,7 +57,7 @@ kernels::Precision effective_precision(kernels::Precision requested, kernels::Is
   if (note) {
     *note = "no 16-bit activation kernels for this model's formats on " +
             std::string(kernels::isa_name(isa)) +
-            " (q4_0, q4_1 and q8_0's need AVX-512 VNNI): --precision fast runs the exact path "
+            " (they need AVX2): --precision fast runs the exact path "
             "here; --precision int8 is faster at lower quality";
   }
   return kernels::Precision::kExact;

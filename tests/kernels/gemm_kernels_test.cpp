@@ -206,6 +206,106 @@ std::vector<Param> all_params() {
 
 INSTANTIATE_TEST_SUITE_P(AllTargets, GemmKernelTest, ::testing::ValuesIn(all_params()), param_name);
 
+// BlockQ16x activations for T tokens: quantized from random floats, or (raw)
+// random halves over the whole range the format allows (activations.h):
+// hi in [-127, 127], lo in [-128, 127], so lo = -128 occurs.
+Activations make_activations_q16(int64_t T, int64_t n, std::mt19937& rng, size_t offset, size_t pad,
+                                 bool raw) {
+  Activations a;
+  a.offset = offset;
+  a.stride = size_t(n / 32) * sizeof(BlockQ16x) + pad;
+  a.buf.assign(offset + a.stride * size_t(T), 0x5a);
+  a.used.resize(size_t(T * n));
+  std::normal_distribution<float> dist(0.0f, 2.0f);
+  std::vector<float> x(static_cast<size_t>(n));
+  std::vector<BlockQ16x> blocks(static_cast<size_t>(n / 32));
+  for (int64_t t = 0; t < T; ++t) {
+    for (auto& v : x) v = dist(rng);
+    quantize_activations_q16_scalar(x.data(), blocks.data(), n);
+    for (BlockQ16x& b : blocks) {
+      if (!raw) continue;
+      b.sum = 0;
+      for (int i = 0; i < 32; ++i) {
+        b.hi[i] = int8_t(int(rng() % 255) - 127);
+        b.lo[i] = int8_t(uint8_t(rng()));
+        b.sum += 256 * b.hi[i] + b.lo[i];
+      }
+    }
+    std::memcpy(a.buf.data() + offset + size_t(t) * a.stride, blocks.data(),
+                blocks.size() * sizeof(BlockQ16x));
+    for (int64_t i = 0; i < n; ++i) {
+      const BlockQ16x& b = blocks[size_t(i / 32)];
+      a.used[size_t(t * n + i)] = b.d * float(256 * b.hi[i % 32] + b.lo[i % 32]);
+    }
+  }
+  return a;
+}
+
+// The GGUF-row kernels with BlockQ16x activations (kFast where AVX-512 VNNI
+// is missing) have no scalar twin: they are held to the dequantized weights
+// times the activations they were given, summed in double.
+class GemmQ16RowKernelTest : public ::testing::TestWithParam<Param> {
+ protected:
+  void TearDown() override { reset_isa(); }
+};
+
+TEST_P(GemmQ16RowKernelTest, EqualsDequantizedProduct) {
+  const auto [type, isa] = GetParam();
+  if (!isa_supported(isa)) GTEST_SKIP() << "this CPU does not support " << isa_name(isa);
+  const GemmKernel* k = find_gemm_kernel(type, isa, WeightLayout::kRows, ActivationKind::kQ16);
+  ASSERT_NE(k, nullptr);
+  if (k->isa != isa) GTEST_SKIP() << "uses the " << isa_name(k->isa) << " kernel, tested there";
+  force_isa(isa);
+  const bool has_min = type == TensorType::Q4_1;
+  for (uint32_t seed = 1; seed <= 2; ++seed) {
+    std::mt19937 rng(seed * 104729 + uint32_t(type));
+    for (int64_t n : {32, 64, 96, 256 + 32, 2048}) {
+      for (int64_t R : {1, 3, 4, 5, 9}) {
+        for (int64_t T : {1, 2, 3, 5}) {
+          const size_t w_off = size_t(rng() % 4), w_pad = size_t(rng() % 2) * 6;
+          const size_t x_off = size_t(rng() % 4), x_pad = size_t(rng() % 2) * 8;
+          const Weights w = make_weights(type, R, n, rng, w_off, w_pad, seed == 2);
+          const Activations x = make_activations_q16(T, n, rng, x_off, x_pad, seed == 2);
+          const int64_t ldy = R + 2;
+          std::vector<float> y(size_t(T * ldy), NAN);
+          k->tile(w.data(), w.stride, R, x.data(), x.stride, T, n, y.data(), ldy);
+          for (int64_t t = 0; t < T; ++t) {
+            for (int64_t r = 0; r < ldy; ++r) {
+              const size_t i = size_t(t * ldy + r);
+              if (r >= R) {
+                ASSERT_TRUE(std::isnan(y[i])) << "wrote outside the tile at r=" << r;
+                continue;
+              }
+              double want = 0, mag = 0;
+              for (int64_t c = 0; c < n; ++c) {
+                const double xv = x.used[size_t(t * n + c)];
+                const double wv = w.deq[size_t(r * n + c)];
+                want += wv * xv;
+                mag += (std::fabs(wv) + (has_min ? w.mins[size_t(r * (n / 32) + c / 32)] : 0.0)) *
+                       std::fabs(xv);
+              }
+              ASSERT_NEAR(y[i], want, 1e-5 * mag + 1e-30)
+                  << tensor_type_name(type) << " " << isa_name(isa) << " n=" << n << " R=" << R
+                  << " T=" << T << " r=" << r << " t=" << t << " seed=" << seed;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+std::vector<Param> q16_params() {
+  std::vector<Param> p;
+  for (TensorType t : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q8_0}) {
+    for (Isa i : {Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni}) p.push_back({t, i});
+  }
+  return p;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTargets, GemmQ16RowKernelTest, ::testing::ValuesIn(q16_params()),
+                         param_name);
+
 TEST(GemmRegistry, PicksTheBestKernelAtOrBelowTheTarget) {
   for (TensorType t : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q8_0, TensorType::F32,
                        TensorType::F16, TensorType::BF16}) {

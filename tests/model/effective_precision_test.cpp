@@ -30,11 +30,13 @@ ModelWeights weights_of(TensorType type, int64_t cols) {
 
 TEST(EffectivePrecision, FastNeedsOneMatrixWithASimdKernel) {
   std::string note;
-  // q4_0's 16-bit kernels are packed AVX-512 VNNI ones only.
+  // q4_0's 16-bit kernels: packed on AVX-512 VNNI, rows on AVX2; none scalar.
   const ModelWeights q4 = weights_of(TensorType::Q4_0, 576);
   EXPECT_EQ(effective_precision(Precision::kFast, Isa::kAvx512Vnni, q4, &note), Precision::kFast);
   EXPECT_TRUE(note.empty());
-  EXPECT_EQ(effective_precision(Precision::kFast, Isa::kAvx2, q4, &note), Precision::kExact);
+  EXPECT_EQ(effective_precision(Precision::kFast, Isa::kAvx2, q4, &note), Precision::kFast);
+  EXPECT_TRUE(note.empty()) << note;
+  EXPECT_EQ(effective_precision(Precision::kFast, Isa::kScalar, q4, &note), Precision::kExact);
   EXPECT_NE(note.find("--precision int8"), std::string::npos) << note;
   // w8a8 has AVX2 kernels: fast stays fast there.
   note.clear();
