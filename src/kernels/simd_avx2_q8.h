@@ -12,7 +12,7 @@
 // BlockQ16x activations (the fast path without AVX-512 VNNI): the halves are
 // rebuilt into int16 words X = 256 hi + lo once per token and pair, and the
 // weights widened to words, so one vpmaddwd per 16 products is exact
-// (|w| <= 128, |X| <= 32512). The byte trick cannot take them: q8_0's sign
+// (|w| <= 128, |X| < 2^15). The byte trick cannot take them: q8_0's sign
 // moves onto the activations, and a lo of -128 has no negation in int8.
 #pragma once
 
@@ -45,10 +45,11 @@ struct XPair {
   __m256i lo, hi;
 };
 
-// A pair's bytes b as int16 words in vpunpck order: w[0] = bytes 0..7 of
-// each lane, w[1] = bytes 8..15; `high` is each word's high byte.
+// A pair's bytes as int16 words in vpunpck order: lo[0] holds bytes 0..7 of
+// each lane of the pair's .lo, lo[1] bytes 8..15; hi[] likewise from .hi.
+// widen() takes each word's high byte from `high`.
 struct Words4 {
-  __m256i lo[2], hi[2];  // from XPair/WPair .lo and .hi
+  __m256i lo[2], hi[2];
 };
 inline Words4 widen(const XPair& b, const XPair& high) {
   return {{_mm256_unpacklo_epi8(b.lo, high.lo), _mm256_unpackhi_epi8(b.lo, high.lo)},
