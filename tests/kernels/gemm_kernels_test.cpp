@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "base/fp16.h"
+#include "block_activations_util.h"
 #include "kernels/activations.h"
 #include "kernels/gemm.h"
 #include "kernels/isa.h"
@@ -206,41 +207,6 @@ std::vector<Param> all_params() {
 
 INSTANTIATE_TEST_SUITE_P(AllTargets, GemmKernelTest, ::testing::ValuesIn(all_params()), param_name);
 
-// BlockQ16x activations for T tokens: quantized from random floats, or (raw)
-// random halves over the whole range the format allows (activations.h):
-// hi in [-127, 127], lo in [-128, 127], so lo = -128 occurs.
-Activations make_activations_q16(int64_t T, int64_t n, std::mt19937& rng, size_t offset, size_t pad,
-                                 bool raw) {
-  Activations a;
-  a.offset = offset;
-  a.stride = size_t(n / 32) * sizeof(BlockQ16x) + pad;
-  a.buf.assign(offset + a.stride * size_t(T), 0x5a);
-  a.used.resize(size_t(T * n));
-  std::normal_distribution<float> dist(0.0f, 2.0f);
-  std::vector<float> x(static_cast<size_t>(n));
-  std::vector<BlockQ16x> blocks(static_cast<size_t>(n / 32));
-  for (int64_t t = 0; t < T; ++t) {
-    for (auto& v : x) v = dist(rng);
-    quantize_activations_q16_scalar(x.data(), blocks.data(), n);
-    for (BlockQ16x& b : blocks) {
-      if (!raw) continue;
-      b.sum = 0;
-      for (int i = 0; i < 32; ++i) {
-        b.hi[i] = int8_t(int(rng() % 255) - 127);
-        b.lo[i] = int8_t(uint8_t(rng()));
-        b.sum += 256 * b.hi[i] + b.lo[i];
-      }
-    }
-    std::memcpy(a.buf.data() + offset + size_t(t) * a.stride, blocks.data(),
-                blocks.size() * sizeof(BlockQ16x));
-    for (int64_t i = 0; i < n; ++i) {
-      const BlockQ16x& b = blocks[size_t(i / 32)];
-      a.used[size_t(t * n + i)] = b.d * float(256 * b.hi[i % 32] + b.lo[i % 32]);
-    }
-  }
-  return a;
-}
-
 // The GGUF-row kernels with BlockQ16x activations (kFast where AVX-512 VNNI
 // is missing) have no scalar twin: they are held to the dequantized weights
 // times the activations they were given, summed in double.
@@ -265,7 +231,8 @@ TEST_P(GemmQ16RowKernelTest, EqualsDequantizedProduct) {
           const size_t w_off = size_t(rng() % 4), w_pad = size_t(rng() % 2) * 6;
           const size_t x_off = size_t(rng() % 4), x_pad = size_t(rng() % 2) * 8;
           const Weights w = make_weights(type, R, n, rng, w_off, w_pad, seed == 2);
-          const Activations x = make_activations_q16(T, n, rng, x_off, x_pad, seed == 2);
+          const test_util::TestBuffer x = test_util::make_block_activations(
+              ActivationKind::kQ16, T, n, rng, x_off, x_pad, seed == 2);
           const int64_t ldy = R + 2;
           std::vector<float> y(size_t(T * ldy), NAN);
           k->tile(w.data(), w.stride, R, x.data(), x.stride, T, n, y.data(), ldy);
