@@ -24,8 +24,10 @@ const GemmKernel* const kRegistry[] = {
     &kGemmQ8_0Avx512, &kGemmQ4_0Avx512, &kGemmQ4_1Avx512,
     &kGemmQ8_0Avx512Vnni, &kGemmQ4_0Avx512Vnni, &kGemmQ4_1Avx512Vnni,
     &kGemmQ8_0PackedScalar, &kGemmQ4_0PackedScalar, &kGemmQ4_1PackedScalar,
+    &kGemmQ8_0PackedAvx2, &kGemmQ4_0PackedAvx2, &kGemmQ4_1PackedAvx2,
     &kGemmQ8_0PackedAvx512Vnni, &kGemmQ4_0PackedAvx512Vnni, &kGemmQ4_1PackedAvx512Vnni,
     &kGemmQ8_0Q16PackedScalar, &kGemmQ4_0Q16PackedScalar, &kGemmQ4_1Q16PackedScalar,
+    &kGemmQ8_0Q16PackedAvx2, &kGemmQ4_0Q16PackedAvx2, &kGemmQ4_1Q16PackedAvx2,
     &kGemmQ8_0Q16PackedAvx512Vnni, &kGemmQ4_0Q16PackedAvx512Vnni, &kGemmQ4_1Q16PackedAvx512Vnni,
     &kGemmW8A8Scalar, &kGemmW8A8Avx2, &kGemmW8A8Avx512Vnni,
 };

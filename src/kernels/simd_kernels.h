@@ -32,10 +32,12 @@ extern const GemmKernel kGemmQ8_0Avx512, kGemmQ4_0Avx512, kGemmQ4_1Avx512;
 extern const GemmKernel kGemmQ8_0Avx512Vnni, kGemmQ4_0Avx512Vnni, kGemmQ4_1Avx512Vnni;
 // Packed layout (packed_weights.h), with BlockQ8x and with BlockQ16x activations.
 extern const GemmKernel kGemmQ8_0PackedScalar, kGemmQ4_0PackedScalar, kGemmQ4_1PackedScalar;
+extern const GemmKernel kGemmQ8_0PackedAvx2, kGemmQ4_0PackedAvx2, kGemmQ4_1PackedAvx2;
 extern const GemmKernel kGemmQ8_0PackedAvx512Vnni, kGemmQ4_0PackedAvx512Vnni,
     kGemmQ4_1PackedAvx512Vnni;
 extern const GemmKernel kGemmQ8_0Q16PackedScalar, kGemmQ4_0Q16PackedScalar,
     kGemmQ4_1Q16PackedScalar;
+extern const GemmKernel kGemmQ8_0Q16PackedAvx2, kGemmQ4_0Q16PackedAvx2, kGemmQ4_1Q16PackedAvx2;
 extern const GemmKernel kGemmQ8_0Q16PackedAvx512Vnni, kGemmQ4_0Q16PackedAvx512Vnni,
     kGemmQ4_1Q16PackedAvx512Vnni;
 // w8a8 rows with per-token int8 activations (kQ8Row).

@@ -1,0 +1,251 @@
+// GEMM tiles over packed weights (layout: packed_weights.h), AVX2.
+//
+// AVX2 has no vpdpbusd, and 16-bit activations rule out the byte trick for
+// q8_0 (simd_avx2_q8.h), so products go through vpmaddwd on int16 words:
+// exact, 16 products per instruction. Half a packed chunk (one ymm) holds 4
+// bytes of each of 8 rows, one row per dword; masks and 16-bit shifts split it
+// into word vectors with no shuffles: bytes 0 and 2 of every row, then bytes
+// 1 and 3 (for q4 the same again for the high nibbles). The activations are
+// rearranged once per tile to match (XWords: each group of 4 values stored as
+// x0 x2 x1 x3), so one broadcast dword meets one word vector.
+//
+// Micro-tiles: 8 rows (half a group) x up to kTokens tokens for prefill,
+// where the unpacked words serve every token; 16 rows x 1 token for decode,
+// so each cache line of a group is read once, in address order, with the
+// prefetch distances measured on the AVX-512 VNNI kernel.
+//
+// Per block and token the int32 sum becomes a float once, with the offsets of
+// gemm_packed_avx512vnni.cpp (q4_0: -8 sum_x, q8_0: -128 sum_x as the starting
+// value; q4_1: + m_w d_x sum_x).
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "kernels/activations.h"
+#include "kernels/packed_weights.h"
+#include "kernels/simd_kernels.h"
+#include "kernels/simd_x86.h"
+
+namespace memwall::kernels {
+namespace {
+
+constexpr int kTokens = 4;            // tokens per prefill micro-tile
+constexpr int64_t kChunkTokens = 16;  // tokens rearranged at a time
+constexpr size_t kPrefetchAhead = 2048;
+constexpr size_t kPrefetchFar = 16384;
+
+// One token's activation block as words: w[4g .. 4g+3] = X[4g], X[4g+2],
+// X[4g+1], X[4g+3] (X the integer values: qs, or 256 hi + lo).
+struct XWords {
+  float d;
+  int32_t sum;
+  int16_t w[32];
+};
+static_assert(sizeof(XWords) == 72);
+
+inline __m256i load256(const void* p) {
+  return _mm256_loadu_si256(static_cast<const __m256i*>(p));
+}
+inline void store256(void* p, __m256i v) {
+  _mm256_storeu_si256(static_cast<__m256i*>(p), v);
+}
+
+inline __m256i pair_order(__m256i bytes) {
+  const __m256i order = _mm256_setr_epi8(0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15,  //
+                                         0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15);
+  return _mm256_shuffle_epi8(bytes, order);
+}
+
+inline void to_words(const BlockQ8x* b, XWords* o) {
+  const __m256i q = pair_order(load256(b->qs));
+  store256(o->w, _mm256_cvtepi8_epi16(_mm256_castsi256_si128(q)));
+  store256(o->w + 16, _mm256_cvtepi8_epi16(_mm256_extracti128_si256(q, 1)));
+  o->d = b->d;
+  o->sum = b->sum;
+}
+
+inline void to_words(const BlockQ16x* b, XWords* o) {
+  const __m256i hi = pair_order(load256(b->hi));
+  const __m256i lo = pair_order(load256(b->lo));
+  // lo is the word's low byte read as unsigned: borrow 1 from hi when lo < 0.
+  const __m256i high = _mm256_add_epi8(hi, _mm256_cmpgt_epi8(_mm256_setzero_si256(), lo));
+  const __m256i a = _mm256_unpacklo_epi8(lo, high);  // values 0..7 | 16..23
+  const __m256i c = _mm256_unpackhi_epi8(lo, high);  // values 8..15 | 24..31
+  store256(o->w, _mm256_permute2x128_si256(a, c, 0x20));
+  store256(o->w + 16, _mm256_permute2x128_si256(a, c, 0x31));
+  o->d = b->d;
+  o->sum = b->sum;
+}
+
+template <TensorType kType>
+struct Packed {
+  static constexpr bool kQ8 = kType == TensorType::Q8_0;
+  static constexpr size_t kQuant = kQ8 ? 512 : 256;
+  static constexpr size_t kScale = kType == TensorType::Q4_1 ? 64 : 32;
+  static constexpr int32_t kOffset = kQ8 ? 128 : kType == TensorType::Q4_0 ? 8 : 0;
+  static constexpr int kChunks = int(kQuant / 64);
+  static constexpr int kWords = kQ8 ? 2 : 4;  // word vectors per chunk half
+
+  // Half a chunk (8 rows x 4 bytes) as word vectors; off[j] is where vector
+  // j's activation dword starts in XWords::w for chunk p.
+  static void split(const uint8_t* half, __m256i (&v)[kWords]) {
+    const __m256i z = load256(half);
+    if constexpr (kQ8) {  // stored w + 128: unsigned bytes
+      v[0] = _mm256_and_si256(z, _mm256_set1_epi16(0x00ff));
+      v[1] = _mm256_srli_epi16(z, 8);
+    } else {
+      const __m256i nibble = _mm256_set1_epi16(0x000f);
+      v[0] = _mm256_and_si256(z, nibble);
+      v[1] = _mm256_and_si256(_mm256_srli_epi16(z, 8), nibble);
+      v[2] = _mm256_and_si256(_mm256_srli_epi16(z, 4), nibble);
+      v[3] = _mm256_srli_epi16(z, 12);
+    }
+  }
+  static constexpr int off(int p, int j) { return 4 * p + (j & 1) * 2 + (j >> 1) * 16; }
+};
+
+inline int32_t load_i32(const int16_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+inline void store_rows(float* y, __m256 v, int64_t live) {
+  if (live >= 8) {
+    _mm256_storeu_ps(y, v);
+  } else if (live > 0) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    _mm256_maskstore_ps(y, _mm256_cmpgt_epi32(_mm256_set1_epi32(int32_t(live)), lane), v);
+  }
+}
+
+// Rows [8 h0, 8 (h0 + kH)) of a group x kT tokens (XWords nb apart) over all
+// nb blocks; `live` of the group's 16 rows are stored.
+template <TensorType kType, int kH, int kT>
+void micro(const uint8_t* group, int64_t nb, const XWords* x, int h0, int64_t live, float* y,
+           int64_t ldy) {
+  using P = Packed<kType>;
+  const uint8_t* scales = group;
+  const uint8_t* quants = group + size_t(nb) * P::kScale;
+  __m256 acc[kH][kT];
+  for (int h = 0; h < kH; ++h) {
+    for (int t = 0; t < kT; ++t) acc[h][t] = _mm256_setzero_ps();
+  }
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* q = quants + size_t(b) * P::kQuant;
+    if constexpr (kT == 1 && kH == 2) {
+      // Groups lie back to back, so this runs on into the next group's
+      // scales and quants: the one stream never restarts cold.
+      for (size_t p = 0; p < P::kQuant; p += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(q + kPrefetchAhead + p), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(q + kPrefetchFar + p), _MM_HINT_T1);
+      }
+    }
+    const XWords* xb[kT];
+    __m256i isum[kH][kT];
+    for (int t = 0; t < kT; ++t) {
+      xb[t] = x + size_t(t) * size_t(nb) + size_t(b);
+      const __m256i seed =
+          P::kOffset ? _mm256_set1_epi32(-P::kOffset * xb[t]->sum) : _mm256_setzero_si256();
+      for (int h = 0; h < kH; ++h) isum[h][t] = seed;
+    }
+    for (int p = 0; p < P::kChunks; ++p) {
+      for (int h = 0; h < kH; ++h) {
+        __m256i v[P::kWords];
+        P::split(q + 64 * p + 32 * (h0 + h), v);
+        for (int t = 0; t < kT; ++t) {
+          for (int j = 0; j < P::kWords; ++j) {
+            const __m256i xw = _mm256_set1_epi32(load_i32(xb[t]->w + P::off(p, j)));
+            isum[h][t] = _mm256_add_epi32(isum[h][t], _mm256_madd_epi16(v[j], xw));
+          }
+        }
+      }
+    }
+    const uint8_t* sc = scales + size_t(b) * P::kScale;
+    for (int h = 0; h < kH; ++h) {
+      const __m256 d =
+          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + 16 * (h0 + h))));
+      for (int t = 0; t < kT; ++t) {
+        const __m256 dd = _mm256_mul_ps(d, _mm256_set1_ps(xb[t]->d));
+        acc[h][t] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(isum[h][t]), acc[h][t]);
+      }
+      if constexpr (kType == TensorType::Q4_1) {
+        const __m256 m = _mm256_cvtph_ps(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + 32 + 16 * (h0 + h))));
+        for (int t = 0; t < kT; ++t) {
+          acc[h][t] = _mm256_fmadd_ps(m, _mm256_set1_ps(xb[t]->d * float(xb[t]->sum)), acc[h][t]);
+        }
+      }
+    }
+  }
+  for (int h = 0; h < kH; ++h) {
+    for (int t = 0; t < kT; ++t)
+      store_rows(y + t * ldy + 8 * (h0 + h), acc[h][t], live - 8 * (h0 + h));
+  }
+}
+
+template <TensorType kType, int kT>
+void tokens_tail(const uint8_t* g, int64_t nb, const XWords* x, int h0, int64_t live, float* y,
+                 int64_t ldy, int64_t left) {
+  if constexpr (kT > 1) {
+    if (left < kT) return tokens_tail<kType, kT - 1>(g, nb, x, h0, live, y, ldy, left);
+  }
+  micro<kType, 1, kT>(g, nb, x, h0, live, y, ldy);
+}
+
+template <TensorType kType, class X>
+void packed_tile(const uint8_t* w, size_t w_stride, int64_t R, const uint8_t* x, size_t x_stride,
+                 int64_t T, int64_t n, float* y, int64_t ldy) {
+  const int64_t nb = n / 32;
+  thread_local std::vector<XWords> words;
+  words.resize(size_t(std::min(T, kChunkTokens) * nb));
+  for (int64_t t0 = 0; t0 < T; t0 += kChunkTokens) {
+    const int64_t tn = std::min(kChunkTokens, T - t0);
+    for (int64_t t = 0; t < tn; ++t) {
+      const X* xt = reinterpret_cast<const X*>(x + size_t(t0 + t) * x_stride);
+      for (int64_t b = 0; b < nb; ++b) to_words(xt + b, &words[size_t(t * nb + b)]);
+    }
+    for (int64_t r = 0; r < R; r += kPackRows) {
+      const uint8_t* group = w + size_t(r / kPackRows) * w_stride;
+      const int64_t live = std::min(kPackRows, R - r);
+      float* yr = y + t0 * ldy + r;
+      if (tn == 1) {
+        micro<kType, 2, 1>(group, nb, words.data(), 0, live, yr, ldy);
+        continue;
+      }
+      for (int h0 = 0; h0 < 2 && 8 * h0 < live; ++h0) {
+        int64_t t = 0;
+        for (; t + kTokens <= tn; t += kTokens) {
+          micro<kType, 1, kTokens>(group, nb, words.data() + t * nb, h0, live, yr + t * ldy, ldy);
+        }
+        if (t < tn) {
+          tokens_tail<kType, kTokens - 1>(group, nb, words.data() + t * nb, h0, live, yr + t * ldy,
+                                          ldy, tn - t);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+const GemmKernel kGemmQ8_0PackedAvx2{TensorType::Q8_0, Isa::kAvx2, ActivationKind::kQ8,
+                                     packed_tile<TensorType::Q8_0, BlockQ8x>,
+                                     WeightLayout::kPacked16};
+const GemmKernel kGemmQ4_0PackedAvx2{TensorType::Q4_0, Isa::kAvx2, ActivationKind::kQ8,
+                                     packed_tile<TensorType::Q4_0, BlockQ8x>,
+                                     WeightLayout::kPacked16};
+const GemmKernel kGemmQ4_1PackedAvx2{TensorType::Q4_1, Isa::kAvx2, ActivationKind::kQ8,
+                                     packed_tile<TensorType::Q4_1, BlockQ8x>,
+                                     WeightLayout::kPacked16};
+const GemmKernel kGemmQ8_0Q16PackedAvx2{TensorType::Q8_0, Isa::kAvx2, ActivationKind::kQ16,
+                                        packed_tile<TensorType::Q8_0, BlockQ16x>,
+                                        WeightLayout::kPacked16};
+const GemmKernel kGemmQ4_0Q16PackedAvx2{TensorType::Q4_0, Isa::kAvx2, ActivationKind::kQ16,
+                                        packed_tile<TensorType::Q4_0, BlockQ16x>,
+                                        WeightLayout::kPacked16};
+const GemmKernel kGemmQ4_1Q16PackedAvx2{TensorType::Q4_1, Isa::kAvx2, ActivationKind::kQ16,
+                                        packed_tile<TensorType::Q4_1, BlockQ16x>,
+                                        WeightLayout::kPacked16};
+
+}  // namespace memwall::kernels
