@@ -29,7 +29,7 @@
 namespace memwall::kernels {
 namespace {
 
-constexpr int kTokens = 4;            // tokens per prefill micro-tile
+constexpr int kTokens = 2;            // tokens per prefill micro-tile (x 16 rows)
 constexpr int64_t kChunkTokens = 16;  // tokens rearranged at a time
 constexpr size_t kPrefetchAhead = 2048;
 constexpr size_t kPrefetchFar = 16384;
@@ -158,6 +158,9 @@ void micro(const uint8_t* group, int64_t nb, const XWords* x, int h0, int64_t li
             const __m256i xw = _mm256_set1_epi32(load_i32(xb[t]->w + P::off(p, j)));
             isum[h][t] = _mm256_add_epi32(isum[h][t], _mm256_madd_epi16(v[j], xw));
           }
+          // Keep the running sum in its register: left free, GCC regroups the
+          // block's 16+ products into a tree and spills them all to the stack.
+          __asm__("" : "+x"(isum[h][t]));
         }
       }
     }
@@ -184,13 +187,25 @@ void micro(const uint8_t* group, int64_t nb, const XWords* x, int h0, int64_t li
   }
 }
 
-template <TensorType kType, int kT>
-void tokens_tail(const uint8_t* g, int64_t nb, const XWords* x, int h0, int64_t live, float* y,
-                 int64_t ldy, int64_t left) {
+template <TensorType kType, int kH, int kT>
+void tokens_tail(const uint8_t* g, int64_t nb, const XWords* x, int64_t live, float* y, int64_t ldy,
+                 int64_t left) {
   if constexpr (kT > 1) {
-    if (left < kT) return tokens_tail<kType, kT - 1>(g, nb, x, h0, live, y, ldy, left);
+    if (left < kT) return tokens_tail<kType, kH, kT - 1>(g, nb, x, live, y, ldy, left);
   }
-  micro<kType, 1, kT>(g, nb, x, h0, live, y, ldy);
+  micro<kType, kH, kT>(g, nb, x, 0, live, y, ldy);
+}
+
+// All tn tokens against one group's first kH halves.
+template <TensorType kType, int kH>
+void group_tokens(const uint8_t* g, int64_t nb, const XWords* x, int64_t live, float* y,
+                  int64_t ldy, int64_t tn) {
+  int64_t t = 0;
+  for (; t + kTokens <= tn; t += kTokens) {
+    micro<kType, kH, kTokens>(g, nb, x + t * nb, 0, live, y + t * ldy, ldy);
+  }
+  if (t < tn)
+    tokens_tail<kType, kH, kTokens - 1>(g, nb, x + t * nb, live, y + t * ldy, ldy, tn - t);
 }
 
 template <TensorType kType, class X>
@@ -211,17 +226,10 @@ void packed_tile(const uint8_t* w, size_t w_stride, int64_t R, const uint8_t* x,
       float* yr = y + t0 * ldy + r;
       if (tn == 1) {
         micro<kType, 2, 1>(group, nb, words.data(), 0, live, yr, ldy);
-        continue;
-      }
-      for (int h0 = 0; h0 < 2 && 8 * h0 < live; ++h0) {
-        int64_t t = 0;
-        for (; t + kTokens <= tn; t += kTokens) {
-          micro<kType, 1, kTokens>(group, nb, words.data() + t * nb, h0, live, yr + t * ldy, ldy);
-        }
-        if (t < tn) {
-          tokens_tail<kType, kTokens - 1>(group, nb, words.data() + t * nb, h0, live, yr + t * ldy,
-                                          ldy, tn - t);
-        }
+      } else if (live > 8) {
+        group_tokens<kType, 2>(group, nb, words.data(), live, yr, ldy, tn);
+      } else {
+        group_tokens<kType, 1>(group, nb, words.data(), live, yr, ldy, tn);
       }
     }
   }
