@@ -88,7 +88,15 @@ void quantize_activations_q8_row(const float* x, uint8_t* out, int64_t cols) {
 }
 
 void quantize_activations_q16(const float* x, BlockQ16x* out, int64_t n) {
-  if (active_isa() >= Isa::kAvx512) return quantize_activations_q16_avx512(x, out, n);
+  switch (active_isa()) {
+    case Isa::kAvx512:
+    case Isa::kAvx512Vnni:
+      return quantize_activations_q16_avx512(x, out, n);
+    case Isa::kAvx2:
+      return quantize_activations_q16_avx2(x, out, n);
+    case Isa::kScalar:
+      break;
+  }
   quantize_activations_q16_scalar(x, out, n);
 }
 

@@ -15,6 +15,7 @@ void quantize_activations_q8_scalar(const float* x, BlockQ8x* out, int64_t n);
 void quantize_activations_q8_avx2(const float* x, BlockQ8x* out, int64_t n);
 void quantize_activations_q8_avx512(const float* x, BlockQ8x* out, int64_t n);
 void quantize_activations_q16_scalar(const float* x, BlockQ16x* out, int64_t n);
+void quantize_activations_q16_avx2(const float* x, BlockQ16x* out, int64_t n);
 void quantize_activations_q16_avx512(const float* x, BlockQ16x* out, int64_t n);
 void quantize_activations_q8_row_scalar(const float* x, uint8_t* out, int64_t cols);
 void quantize_activations_q8_row_avx2(const float* x, uint8_t* out, int64_t cols);
