@@ -34,6 +34,9 @@ struct GemmKernel {
   void (*tile)(const uint8_t* w, size_t w_stride, int64_t R, const uint8_t* x, size_t x_stride,
                int64_t T, int64_t n, float* y, int64_t ldy);
   WeightLayout layout = WeightLayout::kRows;
+  // Rows per prefill work item, for kernels with a per-call setup to amortize
+  // (0: matmul's default).
+  int64_t prefill_rows = 0;
 };
 
 // The best kernel for `type` and `layout` at or below `isa`; nullptr if none.

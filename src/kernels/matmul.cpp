@@ -211,10 +211,14 @@ void matmul_group(ThreadPool& pool, const std::vector<MatmulOutput>& group, Matm
   }
 
   // Work items: (matrix, first row) chunks over the union of the group's rows.
-  const int64_t chunk_rows = T == 1 ? kDecodeRows : kPrefillRows;
+  const auto chunk_rows = [&](size_t i) {
+    if (T == 1) return kDecodeRows;
+    const GemmKernel* k = plans[i].kernel;
+    return k && k->prefill_rows > 0 ? k->prefill_rows : kPrefillRows;
+  };
   std::vector<std::pair<int, int64_t>> items;
   for (size_t i = 0; i < group.size(); ++i) {
-    for (int64_t r = 0; r < group[i].w->rows; r += chunk_rows) items.emplace_back(int(i), r);
+    for (int64_t r = 0; r < group[i].w->rows; r += chunk_rows(i)) items.emplace_back(int(i), r);
   }
   pool.parallel_for(int64_t(items.size()), [&](int64_t b, int64_t e, int) {
     std::vector<float> row;
@@ -223,7 +227,7 @@ void matmul_group(ThreadPool& pool, const std::vector<MatmulOutput>& group, Matm
       const MatrixView& w = *group[size_t(i)].w;
       float* y = group[size_t(i)].y;
       const int64_t ldy = group[size_t(i)].ldy > 0 ? group[size_t(i)].ldy : w.rows;
-      const int64_t r1 = std::min(w.rows, r0 + chunk_rows);
+      const int64_t r1 = std::min(w.rows, r0 + chunk_rows(size_t(i)));
       const Plan& p = plans[size_t(i)];
       if (!p.kernel) {
         exact_rows(w, r0, r1, x.f32(), T, y, ldy, row, ops);
