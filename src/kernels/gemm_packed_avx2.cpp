@@ -1,24 +1,32 @@
 // GEMM tiles over packed weights (layout: packed_weights.h), AVX2.
 //
-// AVX2 has no vpdpbusd, and 16-bit activations rule out the byte trick for
-// q8_0 (simd_avx2_q8.h), so products go through vpmaddwd on int16 words:
-// exact, 16 products per instruction. Half a packed chunk (one ymm) holds 4
-// bytes of each of 8 rows, one row per dword; masks and 16-bit shifts split it
-// into word vectors with no shuffles: bytes 0 and 2 of every row, then bytes
-// 1 and 3 (for q4 the same again for the high nibbles). The activations are
-// rearranged once per tile to match (XWords: each group of 4 values stored as
-// x0 x2 x1 x3), so one broadcast dword meets one word vector.
+// AVX2 has no vpdpbusd. q8_0 (and every format with 8-bit activations) goes
+// through vpmaddwd on int16 words: exact, 16 products per instruction. Half
+// a packed chunk (one ymm) holds 4 bytes of each of 8 rows, one row per
+// dword; masks and 16-bit shifts split it into word vectors with no
+// shuffles: bytes 0 and 2 of every row, then bytes 1 and 3 (for q4 the same
+// again for the high nibbles). The activations are rearranged once per tile
+// to match (XWords: each group of 4 values stored as x0 x2 x1 x3), so one
+// broadcast dword meets one word vector.
 //
-// Micro-tiles: 8 rows (half a group) x up to kTokens tokens for prefill,
-// where the unpacked words serve every token; 16 rows x 1 token for decode,
-// so each cache line of a group is read once, in address order, with the
-// prefetch distances measured on the AVX-512 VNNI kernel.
+// q4_0 and q4_1 with 16-bit activations (the fast path) skip that: the
+// nibbles are unsigned and small, so vpmaddubsw takes each int8 half of
+// BlockQ16x as it is (block_dots says why nothing saturates). q8_0 cannot:
+// its weights fill the unsigned byte, and with the sign moved over a lo of
+// -128 has no negation.
+//
+// Micro-tiles: 16 rows x kTokens tokens for prefill (both halves share each
+// activation broadcast); 16 rows x 1 token for decode, so each cache line of
+// a group is read once, in address order, with the prefetch distances
+// measured on the AVX-512 VNNI kernel.
 //
 // Per block and token the int32 sum becomes a float once, with the offsets of
 // gemm_packed_avx512vnni.cpp (q4_0: -8 sum_x, q8_0: -128 sum_x as the starting
 // value; q4_1: + m_w d_x sum_x).
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/activations.h"
@@ -31,8 +39,9 @@ namespace {
 
 constexpr int kTokens = 2;            // tokens per prefill micro-tile (x 16 rows)
 constexpr int64_t kChunkTokens = 16;  // tokens rearranged at a time
-// Rows per prefill work item: each tile call rearranges its activations once,
-// so more rows per call amortize that (1B q4_0 prefill +15% over 64 rows).
+// Rows per prefill work item: a tile call on words rearranges its activations
+// once, so more rows per call amortize that (1B q4_0 prefill, then on words,
+// +5 to 15% over 64 rows in alternating runs).
 constexpr int64_t kPrefillRows = 256;
 constexpr size_t kPrefetchAhead = 2048;
 constexpr size_t kPrefetchFar = 16384;
@@ -122,12 +131,93 @@ inline void store_rows(float* y, __m256 v, int64_t live) {
   }
 }
 
-// Rows [8 h0, 8 (h0 + kH)) of a group x kT tokens (XWords nb apart) over all
-// nb blocks; `live` of the group's 16 rows are stored.
-template <TensorType kType, int kH, int kT>
-void micro(const uint8_t* group, int64_t nb, const XWords* x, int h0, int64_t live, float* y,
-           int64_t ldy) {
+inline float load_f32(const uint8_t* p) {
+  float v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+inline int32_t load_i32(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// The int32 dots of one block of rows [8 h0, 8 (h0 + kH)) with kT tokens'
+// activation blocks xb[t], seeded with the format's offset term.
+//
+// kHalves (q4_0, q4_1 with BlockQ16x, read in place): vpmaddubsw on the
+// unsigned nibbles and each signed half, summed per half in int16 over the
+// block (at most 8 x 2 x 15 x 128 = 30720, so nothing saturates), then
+// 256 hi + lo through vpmaddwd. Otherwise XWords through vpmaddwd.
+template <TensorType kType, bool kHalves, int kH, int kT>
+inline void block_dots(const uint8_t* q, const uint8_t* const (&xb)[kT], int h0,
+                       __m256i (&isum)[kH][kT]) {
   using P = Packed<kType>;
+  if constexpr (kHalves) {
+    constexpr size_t kHi = offsetof(BlockQ16x, hi), kLo = offsetof(BlockQ16x, lo);
+    const __m256i nibble = _mm256_set1_epi8(0x0f);
+    __m256i sh[kH][kT], sl[kH][kT];
+    for (int h = 0; h < kH; ++h) {
+      for (int t = 0; t < kT; ++t) sh[h][t] = sl[h][t] = _mm256_setzero_si256();
+    }
+    for (int p = 0; p < P::kChunks; ++p) {
+      for (int h = 0; h < kH; ++h) {
+        const __m256i z = load256(q + 64 * p + 32 * (h0 + h));
+        const __m256i w0 = _mm256_and_si256(z, nibble);                        // 4p..4p+3
+        const __m256i w1 = _mm256_and_si256(_mm256_srli_epi16(z, 4), nibble);  // 16 + 4p..
+        for (int t = 0; t < kT; ++t) {
+          const uint8_t* x = xb[t];
+          sh[h][t] = _mm256_add_epi16(
+              sh[h][t],
+              _mm256_add_epi16(
+                  _mm256_maddubs_epi16(w0, _mm256_set1_epi32(load_i32(x + kHi + 4 * p))),
+                  _mm256_maddubs_epi16(w1, _mm256_set1_epi32(load_i32(x + kHi + 16 + 4 * p)))));
+          sl[h][t] = _mm256_add_epi16(
+              sl[h][t],
+              _mm256_add_epi16(
+                  _mm256_maddubs_epi16(w0, _mm256_set1_epi32(load_i32(x + kLo + 4 * p))),
+                  _mm256_maddubs_epi16(w1, _mm256_set1_epi32(load_i32(x + kLo + 16 + 4 * p)))));
+          __asm__("" : "+x"(sh[h][t]), "+x"(sl[h][t]));
+        }
+      }
+    }
+    for (int h = 0; h < kH; ++h) {
+      for (int t = 0; t < kT; ++t) {
+        isum[h][t] = _mm256_add_epi32(
+            isum[h][t], _mm256_add_epi32(_mm256_madd_epi16(sh[h][t], _mm256_set1_epi16(256)),
+                                         _mm256_madd_epi16(sl[h][t], _mm256_set1_epi16(1))));
+      }
+    }
+  } else {
+    for (int p = 0; p < P::kChunks; ++p) {
+      for (int h = 0; h < kH; ++h) {
+        __m256i v[P::kWords];
+        P::split(q + 64 * p + 32 * (h0 + h), v);
+        for (int t = 0; t < kT; ++t) {
+          const auto* w = reinterpret_cast<const int16_t*>(xb[t] + offsetof(XWords, w));
+          for (int j = 0; j < P::kWords; ++j) {
+            const __m256i xw = _mm256_set1_epi32(load_i32(w + P::off(p, j)));
+            isum[h][t] = _mm256_add_epi32(isum[h][t], _mm256_madd_epi16(v[j], xw));
+          }
+          // Keep the running sum in its register: left free, GCC regroups the
+          // block's 16+ products into a tree and spills them all to the stack.
+          __asm__("" : "+x"(isum[h][t]));
+        }
+      }
+    }
+  }
+}
+
+// Rows [8 h0, 8 (h0 + kH)) of a group x kT tokens (72-byte activation
+// blocks: XWords, or BlockQ16x when kHalves; tokens xs bytes apart) over all
+// nb blocks; `live` of the group's 16 rows are stored.
+template <TensorType kType, bool kHalves, int kH, int kT>
+void micro(const uint8_t* group, int64_t nb, const uint8_t* x, size_t xs, int h0, int64_t live,
+           float* y, int64_t ldy) {
+  using P = Packed<kType>;
+  static_assert(sizeof(XWords) == sizeof(BlockQ16x) && offsetof(XWords, sum) == 4 &&
+                offsetof(BlockQ16x, sum) == 4);
+  constexpr size_t kBlock = sizeof(XWords);
   const uint8_t* scales = group;
   const uint8_t* quants = group + size_t(nb) * P::kScale;
   __m256 acc[kH][kT];
@@ -144,42 +234,30 @@ void micro(const uint8_t* group, int64_t nb, const XWords* x, int h0, int64_t li
         _mm_prefetch(reinterpret_cast<const char*>(q + kPrefetchFar + p), _MM_HINT_T1);
       }
     }
-    const XWords* xb[kT];
+    const uint8_t* xb[kT];
     __m256i isum[kH][kT];
     for (int t = 0; t < kT; ++t) {
-      xb[t] = x + size_t(t) * size_t(nb) + size_t(b);
+      xb[t] = x + size_t(t) * xs + size_t(b) * kBlock;
+      const int32_t sum = load_i32(xb[t] + 4);
       const __m256i seed =
-          P::kOffset ? _mm256_set1_epi32(-P::kOffset * xb[t]->sum) : _mm256_setzero_si256();
+          P::kOffset ? _mm256_set1_epi32(-P::kOffset * sum) : _mm256_setzero_si256();
       for (int h = 0; h < kH; ++h) isum[h][t] = seed;
     }
-    for (int p = 0; p < P::kChunks; ++p) {
-      for (int h = 0; h < kH; ++h) {
-        __m256i v[P::kWords];
-        P::split(q + 64 * p + 32 * (h0 + h), v);
-        for (int t = 0; t < kT; ++t) {
-          for (int j = 0; j < P::kWords; ++j) {
-            const __m256i xw = _mm256_set1_epi32(load_i32(xb[t]->w + P::off(p, j)));
-            isum[h][t] = _mm256_add_epi32(isum[h][t], _mm256_madd_epi16(v[j], xw));
-          }
-          // Keep the running sum in its register: left free, GCC regroups the
-          // block's 16+ products into a tree and spills them all to the stack.
-          __asm__("" : "+x"(isum[h][t]));
-        }
-      }
-    }
+    block_dots<kType, kHalves, kH, kT>(q, xb, h0, isum);
     const uint8_t* sc = scales + size_t(b) * P::kScale;
     for (int h = 0; h < kH; ++h) {
       const __m256 d =
           _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + 16 * (h0 + h))));
       for (int t = 0; t < kT; ++t) {
-        const __m256 dd = _mm256_mul_ps(d, _mm256_set1_ps(xb[t]->d));
+        const __m256 dd = _mm256_mul_ps(d, _mm256_set1_ps(load_f32(xb[t])));
         acc[h][t] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(isum[h][t]), acc[h][t]);
       }
       if constexpr (kType == TensorType::Q4_1) {
         const __m256 m = _mm256_cvtph_ps(
             _mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + 32 + 16 * (h0 + h))));
         for (int t = 0; t < kT; ++t) {
-          acc[h][t] = _mm256_fmadd_ps(m, _mm256_set1_ps(xb[t]->d * float(xb[t]->sum)), acc[h][t]);
+          const float dsum = load_f32(xb[t]) * float(load_i32(xb[t] + 4));
+          acc[h][t] = _mm256_fmadd_ps(m, _mm256_set1_ps(dsum), acc[h][t]);
         }
       }
     }
@@ -190,33 +268,56 @@ void micro(const uint8_t* group, int64_t nb, const XWords* x, int h0, int64_t li
   }
 }
 
-template <TensorType kType, int kH, int kT>
-void tokens_tail(const uint8_t* g, int64_t nb, const XWords* x, int64_t live, float* y, int64_t ldy,
-                 int64_t left) {
+template <TensorType kType, bool kHalves, int kH, int kT>
+void tokens_tail(const uint8_t* g, int64_t nb, const uint8_t* x, size_t xs, int64_t live, float* y,
+                 int64_t ldy, int64_t left) {
   if constexpr (kT > 1) {
-    if (left < kT) return tokens_tail<kType, kH, kT - 1>(g, nb, x, live, y, ldy, left);
+    if (left < kT) return tokens_tail<kType, kHalves, kH, kT - 1>(g, nb, x, xs, live, y, ldy, left);
   }
-  micro<kType, kH, kT>(g, nb, x, 0, live, y, ldy);
+  micro<kType, kHalves, kH, kT>(g, nb, x, xs, 0, live, y, ldy);
 }
 
-// All tn tokens against one group's first kH halves.
-template <TensorType kType, int kH>
-void group_tokens(const uint8_t* g, int64_t nb, const XWords* x, int64_t live, float* y,
-                  int64_t ldy, int64_t tn) {
+// tn tokens against rows [0, 8 kH) of one group, kTokens at a time.
+template <TensorType kType, bool kHalves, int kH>
+void token_steps(const uint8_t* g, int64_t nb, const uint8_t* x, size_t xs, int64_t live, float* y,
+                 int64_t ldy, int64_t tn) {
   int64_t t = 0;
   for (; t + kTokens <= tn; t += kTokens) {
-    micro<kType, kH, kTokens>(g, nb, x + t * nb, 0, live, y + t * ldy, ldy);
+    micro<kType, kHalves, kH, kTokens>(g, nb, x + size_t(t) * xs, xs, 0, live, y + t * ldy, ldy);
   }
-  if (t < tn)
-    tokens_tail<kType, kH, kTokens - 1>(g, nb, x + t * nb, live, y + t * ldy, ldy, tn - t);
+  if (t < tn) {
+    tokens_tail<kType, kHalves, kH, kTokens - 1>(g, nb, x + size_t(t) * xs, xs, live, y + t * ldy,
+                                                 ldy, tn - t);
+  }
+}
+
+// tn tokens against one group: both halves at once (for a single token,
+// decode, so each cache line is read once), or only the first if the rest
+// lies past the matrix.
+template <TensorType kType, bool kHalves>
+void group_tokens(const uint8_t* g, int64_t nb, const uint8_t* x, size_t xs, int64_t live, float* y,
+                  int64_t ldy, int64_t tn) {
+  if (tn == 1) return micro<kType, kHalves, 2, 1>(g, nb, x, xs, 0, live, y, ldy);
+  if (live <= 8) return token_steps<kType, kHalves, 1>(g, nb, x, xs, live, y, ldy, tn);
+  token_steps<kType, kHalves, 2>(g, nb, x, xs, live, y, ldy, tn);
 }
 
 template <TensorType kType, class X>
 void packed_tile(const uint8_t* w, size_t w_stride, int64_t R, const uint8_t* x, size_t x_stride,
                  int64_t T, int64_t n, float* y, int64_t ldy) {
   const int64_t nb = n / 32;
+  constexpr bool kHalves = kType != TensorType::Q8_0 && std::is_same_v<X, BlockQ16x>;
+  if constexpr (kHalves) {
+    for (int64_t r = 0; r < R; r += kPackRows) {
+      group_tokens<kType, true>(w + size_t(r / kPackRows) * w_stride, nb, x, x_stride,
+                                std::min(kPackRows, R - r), y + r, ldy, T);
+    }
+    return;
+  }
   thread_local std::vector<XWords> words;
   words.resize(size_t(std::min(T, kChunkTokens) * nb));
+  const auto* wx = reinterpret_cast<const uint8_t*>(words.data());
+  const size_t ws = size_t(nb) * sizeof(XWords);
   for (int64_t t0 = 0; t0 < T; t0 += kChunkTokens) {
     const int64_t tn = std::min(kChunkTokens, T - t0);
     for (int64_t t = 0; t < tn; ++t) {
@@ -224,16 +325,8 @@ void packed_tile(const uint8_t* w, size_t w_stride, int64_t R, const uint8_t* x,
       for (int64_t b = 0; b < nb; ++b) to_words(xt + b, &words[size_t(t * nb + b)]);
     }
     for (int64_t r = 0; r < R; r += kPackRows) {
-      const uint8_t* group = w + size_t(r / kPackRows) * w_stride;
-      const int64_t live = std::min(kPackRows, R - r);
-      float* yr = y + t0 * ldy + r;
-      if (tn == 1) {
-        micro<kType, 2, 1>(group, nb, words.data(), 0, live, yr, ldy);
-      } else if (live > 8) {
-        group_tokens<kType, 2>(group, nb, words.data(), live, yr, ldy, tn);
-      } else {
-        group_tokens<kType, 1>(group, nb, words.data(), live, yr, ldy, tn);
-      }
+      group_tokens<kType, false>(w + size_t(r / kPackRows) * w_stride, nb, wx, ws,
+                                 std::min(kPackRows, R - r), y + t0 * ldy + r, ldy, tn);
     }
   }
 }
