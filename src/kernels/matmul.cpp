@@ -142,10 +142,10 @@ const GemmKernel* choose_kernel(const MatrixView& w, Isa isa, Precision precisio
     }
   } else if (precision != Precision::kExact) {
     // kFast wants 16-bit activations: the packed kernels (q4_0, q4_1,
-    // q8_0 on AVX-512 VNNI), the k-quant/ternary row kernels or the
-    // BlockQ16x row kernels (low-bit types, q5_0, q5_1; q4_0, q4_1, q8_0
-    // without VNNI) take them; formats with none keep the exact path
-    // (effective_precision says so). kInt8 takes any 8-bit kernel.
+    // q8_0 on AVX2 and AVX-512 VNNI), the k-quant/ternary row kernels or
+    // the BlockQ16x row kernels (low-bit types, q5_0, q5_1; q4_0, q4_1,
+    // q8_0 left in GGUF rows) take them; formats with none keep the exact
+    // path (effective_precision says so). kInt8 takes any 8-bit kernel.
     const bool fast = precision == Precision::kFast;
     const ActivationKind act = fast ? ActivationKind::kQ16 : ActivationKind::kQ8;
     if (packed) k = find_gemm_kernel(w.type, isa, WeightLayout::kPacked16, act);
@@ -154,8 +154,8 @@ const GemmKernel* choose_kernel(const MatrixView& w, Isa isa, Precision precisio
       k = find_gemm_kernel(w.type, isa, WeightLayout::kRows,
                            fast ? ActivationKind::kQ16K : ActivationKind::kQ8K);
     }
-    // nf4, nf4_dq, q2_g64, q3_g64, q5_0, q5_1, and q4_0, q4_1, q8_0 on
-    // AVX2: row kernels with BlockQ16x (kInt8 found BlockQ8x ones above).
+    // nf4, nf4_dq, q2_g64, q3_g64, q5_0, q5_1, and unpacked q4_0, q4_1,
+    // q8_0: row kernels with BlockQ16x (kInt8 found BlockQ8x ones above).
     if (k == nullptr && fast) {
       k = find_gemm_kernel(w.type, isa, WeightLayout::kRows, ActivationKind::kQ16);
     }

@@ -22,9 +22,10 @@ namespace memwall::kernels {
 //
 //   format               kExact           kFast                   kInt8
 //   q4_0, q4_1, q8_0     codec, f32 x     packed kernel, Q16x     packed or row kernel, Q8x
-//                                         (AVX-512 VNNI; else
-//                                         row kernel, Q16x, on
-//                                         AVX2; scalar: kExact)
+//                                         (AVX-512 VNNI, AVX2;
+//                                         row kernel, Q16x, for
+//                                         mapped weights; scalar:
+//                                         kExact)
 //   q4_K, q5_K, q6_K,    codec, f32 x     row kernel, Q16K        row kernel, Q8K
 //   tq1_0, tq2_0                          (every target)          (every target)
 //   nf4, nf4_dq,         codec, f32 x     row kernel, Q16x        row kernel, Q8x

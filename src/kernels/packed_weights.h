@@ -1,7 +1,8 @@
 // Weight repacking for wide SIMD: quantized matrices (q4_0, q4_1, q8_0)
 // rearranged at load into groups of 16 interleaved rows, so one 512-bit
 // register holds 4 consecutive weights of each of 16 rows and one vpdpbusd
-// against 4 broadcast activation bytes yields 16 rows' partial dots at once.
+// against 4 broadcast activation bytes yields 16 rows' partial dots at once
+// (AVX2 reads each 64-byte chunk as two ymm of 8 rows: gemm_packed_avx2.cpp).
 // The GGUF row layout needs shuffles to reach that shape on every token; the
 // packed one needs none (decode) or amortizes nothing (prefill reuses it).
 //
