@@ -38,6 +38,58 @@ void axpy(float a, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
+// exp(x) as exp512 in vector_ops_avx512.cpp (x = n ln2 + r, degree-6
+// polynomial for e^r), with 2^n built in the exponent field since AVX2 has
+// no vscalefps. x is clamped to [-87.3, 88.7], so n stays in [-126, 128].
+__m256 exp256(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.7f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504089f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);  // ln2, split in two
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 e = _mm256_set1_ps(1.0f / 720);
+  e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(1.0f / 120));
+  e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(1.0f / 24));
+  e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(1.0f / 6));
+  e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(0.5f));
+  e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(1.0f));
+  e = _mm256_fmadd_ps(e, r, _mm256_set1_ps(1.0f));
+  // 2^n as (n + 127) << 23 in float bits, in two halves so that n = 128
+  // (x near 88.7) does not overflow the exponent field.
+  const __m256i ni = _mm256_cvtps_epi32(n);
+  const __m256i half = _mm256_srai_epi32(ni, 1);
+  const __m256i bias = _mm256_set1_epi32(127);
+  const __m256 p0 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(half, bias), 23));
+  const __m256 p1 = _mm256_castsi256_ps(
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, half), bias), 23));
+  return _mm256_mul_ps(_mm256_mul_ps(e, p0), p1);
+}
+
+// The first `left` (< 8) lanes set.
+inline __m256i tail_mask8(int64_t left) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(int32_t(left)),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+float exp_sum(float* x, int64_t n, float shift) {
+  const __m256 vs = _mm256_set1_ps(shift);
+  __m256 sum = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vs));
+    sum = _mm256_add_ps(sum, e);
+    _mm256_storeu_ps(x + i, e);
+  }
+  if (i < n) {
+    const __m256i m = tail_mask8(n - i);
+    const __m256 e = _mm256_and_ps(exp256(_mm256_sub_ps(_mm256_maskload_ps(x + i, m), vs)),
+                                   _mm256_castsi256_ps(m));
+    sum = _mm256_add_ps(sum, e);
+    _mm256_maskstore_ps(x + i, m, e);
+  }
+  return hsum(sum);
+}
+
 inline __m256 load8(const float* v) {
   return _mm256_loadu_ps(v);
 }
@@ -107,12 +159,12 @@ void mix_rows_f16(const float* p, int64_t ldp, int64_t nq, const uint16_t* v, in
 }  // namespace
 
 const VectorOps& vector_ops_avx2() {
-  // softmax, exp_sum and the quantized value mixes: the scalar ones (not
-  // written for AVX2 yet).
+  // softmax and the quantized value mixes: the scalar ones (not written for
+  // AVX2 yet).
   static const VectorOps ops{dot,
                              axpy,
                              softmax,
-                             exp_sum_scalar,
+                             exp_sum,
                              mix_rows,
                              mix_rows_f16,
                              mix_rows_q8_0_scalar,

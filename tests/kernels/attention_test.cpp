@@ -57,6 +57,31 @@ TEST_P(AttentionTest, SoftmaxMatchesDouble) {
   }
 }
 
+// exp_sum: the online-softmax step of attend (x[i] = exp(x[i] - shift),
+// returning their sum), from scores far below the shift (masked-like ones
+// flush to 0) up to the shift itself.
+TEST_P(AttentionTest, ExpSumMatchesDouble) {
+  const VectorOps& ops = vector_ops(GetParam());
+  std::mt19937 rng(5);
+  for (int64_t n : {1, 7, 8, 9, 31, 100, 1000}) {
+    for (float sd : {0.1f, 5.0f, 40.0f}) {
+      std::vector<float> x = random_vec(rng, size_t(n), sd);
+      if (n > 3) x[2] = -1e30f;
+      float shift = -INFINITY;
+      for (float v : x) shift = std::max(shift, v);
+      std::vector<double> ref(x.size());
+      double sum = 0;
+      for (size_t i = 0; i < x.size(); ++i) sum += (ref[i] = std::exp(double(x[i]) - shift));
+      const float got = ops.exp_sum(x.data(), n, shift);
+      ASSERT_NEAR(got, sum, 4e-6 * sum) << "n=" << n << " sd=" << sd;
+      for (int64_t i = 0; i < n; ++i) {
+        ASSERT_NEAR(x[size_t(i)], ref[size_t(i)], 4e-6 * ref[size_t(i)] + 1e-30)
+            << "n=" << n << " sd=" << sd << " i=" << i;
+      }
+    }
+  }
+}
+
 TEST_P(AttentionTest, MixRowsMatchesDouble) {
   const VectorOps& ops = vector_ops(GetParam());
   std::mt19937 rng(11);
