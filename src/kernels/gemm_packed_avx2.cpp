@@ -1,19 +1,15 @@
 // GEMM tiles over packed weights (layout: packed_weights.h), AVX2.
 //
-// AVX2 has no vpdpbusd. q8_0 (and every format with 8-bit activations) goes
-// through vpmaddwd on int16 words: exact, 16 products per instruction. Half
-// a packed chunk (one ymm) holds 4 bytes of each of 8 rows, one row per
-// dword; masks and 16-bit shifts split it into word vectors with no
-// shuffles: bytes 0 and 2 of every row, then bytes 1 and 3 (for q4 the same
-// again for the high nibbles). The activations are rearranged once per tile
-// to match (XWords: each group of 4 values stored as x0 x2 x1 x3), so one
-// broadcast dword meets one word vector.
-//
-// q4_0 and q4_1 with 16-bit activations (the fast path) skip that: the
-// nibbles are unsigned and small, so vpmaddubsw takes each int8 half of
-// BlockQ16x as it is (block_dots says why nothing saturates). q8_0 cannot:
-// its weights fill the unsigned byte, and with the sign moved over a lo of
-// -128 has no negation.
+// AVX2 has no vpdpbusd. q4_0 and q4_1 take vpmaddubsw on the unsigned
+// nibbles against the activations' int8 bytes, read in place: qs of
+// BlockQ8x, or each half of BlockQ16x (block_dots says why nothing
+// saturates). q8_0 cannot: its weights fill the unsigned byte, and with the
+// sign moved over a 16-bit activation's lo of -128 has no negation. So q8_0
+// goes through vpmaddwd on int16 words, exact: masks and 16-bit shifts split
+// each row's dword of half a packed chunk (one ymm: 8 rows x 4 bytes) into
+// bytes 0 and 2, then 1 and 3, with no shuffles, and the activations are
+// rearranged once per tile to match (XWords: each group of 4 values stored
+// as x0 x2 x1 x3), so one broadcast dword meets one word vector.
 //
 // Micro-tiles: 16 rows x kTokens tokens for prefill (both halves share each
 // activation broadcast); 16 rows x 1 token for decode, so each cache line of
@@ -96,25 +92,16 @@ struct Packed {
   static constexpr size_t kScale = kType == TensorType::Q4_1 ? 64 : 32;
   static constexpr int32_t kOffset = kQ8 ? 128 : kType == TensorType::Q4_0 ? 8 : 0;
   static constexpr int kChunks = int(kQuant / 64);
-  static constexpr int kWords = kQ8 ? 2 : 4;  // word vectors per chunk half
-
-  // Half a chunk (8 rows x 4 bytes) as word vectors; off[j] is where vector
-  // j's activation dword starts in XWords::w for chunk p.
-  static void split(const uint8_t* half, __m256i (&v)[kWords]) {
-    const __m256i z = load256(half);
-    if constexpr (kQ8) {  // stored w + 128: unsigned bytes
-      v[0] = _mm256_and_si256(z, _mm256_set1_epi16(0x00ff));
-      v[1] = _mm256_srli_epi16(z, 8);
-    } else {
-      const __m256i nibble = _mm256_set1_epi16(0x000f);
-      v[0] = _mm256_and_si256(z, nibble);
-      v[1] = _mm256_and_si256(_mm256_srli_epi16(z, 8), nibble);
-      v[2] = _mm256_and_si256(_mm256_srli_epi16(z, 4), nibble);
-      v[3] = _mm256_srli_epi16(z, 12);
-    }
-  }
-  static constexpr int off(int p, int j) { return 4 * p + (j & 1) * 2 + (j >> 1) * 16; }
 };
+
+// Half a packed q8_0 chunk (8 rows x 4 bytes, stored w + 128) as two word
+// vectors: bytes 0 and 2 of each row, then bytes 1 and 3, whose activation
+// dwords start at XWords::w[4p] and w[4p + 2].
+inline void q8_words(const uint8_t* half, __m256i (&v)[2]) {
+  const __m256i z = load256(half);
+  v[0] = _mm256_and_si256(z, _mm256_set1_epi16(0x00ff));
+  v[1] = _mm256_srli_epi16(z, 8);
+}
 
 inline int32_t load_i32(const int16_t* p) {
   int32_t v;
@@ -143,22 +130,29 @@ inline int32_t load_i32(const uint8_t* p) {
 }
 
 // The int32 dots of one block of rows [8 h0, 8 (h0 + kH)) with kT tokens'
-// activation blocks xb[t], seeded with the format's offset term.
+// activation blocks xb[t] (of type A), seeded with the format's offset term.
 //
-// kHalves (q4_0, q4_1 with BlockQ16x, read in place): vpmaddubsw on the
-// unsigned nibbles and each signed half, summed per half in int16 over the
-// block (at most 8 x 2 x 15 x 128 = 30720, so nothing saturates), then
-// 256 hi + lo through vpmaddwd. Otherwise XWords through vpmaddwd.
-template <TensorType kType, bool kHalves, int kH, int kT>
+// q4_0, q4_1 read BlockQ8x or BlockQ16x in place: vpmaddubsw on the unsigned
+// nibbles and each signed int8 part (qs; or hi and lo), summed per part in
+// int16 over the block (at most 8 x 2 x 15 x 128 = 30720, so nothing
+// saturates), then through vpmaddwd (hi weighted 256). q8_0 reads XWords:
+// vpmaddwd per word pair.
+template <TensorType kType, class A, int kH, int kT>
 inline void block_dots(const uint8_t* q, const uint8_t* const (&xb)[kT], int h0,
                        __m256i (&isum)[kH][kT]) {
   using P = Packed<kType>;
-  if constexpr (kHalves) {
-    constexpr size_t kHi = offsetof(BlockQ16x, hi), kLo = offsetof(BlockQ16x, lo);
+  if constexpr (!std::is_same_v<A, XWords>) {
+    static_assert(kType != TensorType::Q8_0, "q8_0 weights fill the unsigned byte");
+    constexpr bool k16 = std::is_same_v<A, BlockQ16x>;
+    constexpr int kParts = k16 ? 2 : 1;
+    constexpr size_t kOff[2] = {k16 ? offsetof(BlockQ16x, hi) : offsetof(BlockQ8x, qs),
+                                k16 ? offsetof(BlockQ16x, lo) : 0};
     const __m256i nibble = _mm256_set1_epi8(0x0f);
-    __m256i sh[kH][kT], sl[kH][kT];
-    for (int h = 0; h < kH; ++h) {
-      for (int t = 0; t < kT; ++t) sh[h][t] = sl[h][t] = _mm256_setzero_si256();
+    __m256i s[kParts][kH][kT];
+    for (int i = 0; i < kParts; ++i) {
+      for (int h = 0; h < kH; ++h) {
+        for (int t = 0; t < kT; ++t) s[i][h][t] = _mm256_setzero_si256();
+      }
     }
     for (int p = 0; p < P::kChunks; ++p) {
       for (int h = 0; h < kH; ++h) {
@@ -166,37 +160,37 @@ inline void block_dots(const uint8_t* q, const uint8_t* const (&xb)[kT], int h0,
         const __m256i w0 = _mm256_and_si256(z, nibble);                        // 4p..4p+3
         const __m256i w1 = _mm256_and_si256(_mm256_srli_epi16(z, 4), nibble);  // 16 + 4p..
         for (int t = 0; t < kT; ++t) {
-          const uint8_t* x = xb[t];
-          sh[h][t] = _mm256_add_epi16(
-              sh[h][t],
-              _mm256_add_epi16(
-                  _mm256_maddubs_epi16(w0, _mm256_set1_epi32(load_i32(x + kHi + 4 * p))),
-                  _mm256_maddubs_epi16(w1, _mm256_set1_epi32(load_i32(x + kHi + 16 + 4 * p)))));
-          sl[h][t] = _mm256_add_epi16(
-              sl[h][t],
-              _mm256_add_epi16(
-                  _mm256_maddubs_epi16(w0, _mm256_set1_epi32(load_i32(x + kLo + 4 * p))),
-                  _mm256_maddubs_epi16(w1, _mm256_set1_epi32(load_i32(x + kLo + 16 + 4 * p)))));
-          __asm__("" : "+x"(sh[h][t]), "+x"(sl[h][t]));
+          for (int i = 0; i < kParts; ++i) {
+            const uint8_t* x = xb[t] + kOff[i];
+            s[i][h][t] = _mm256_add_epi16(
+                s[i][h][t],
+                _mm256_add_epi16(
+                    _mm256_maddubs_epi16(w0, _mm256_set1_epi32(load_i32(x + 4 * p))),
+                    _mm256_maddubs_epi16(w1, _mm256_set1_epi32(load_i32(x + 16 + 4 * p)))));
+            __asm__("" : "+x"(s[i][h][t]));  // see the words branch
+          }
         }
       }
     }
     for (int h = 0; h < kH; ++h) {
       for (int t = 0; t < kT; ++t) {
         isum[h][t] = _mm256_add_epi32(
-            isum[h][t], _mm256_add_epi32(_mm256_madd_epi16(sh[h][t], _mm256_set1_epi16(256)),
-                                         _mm256_madd_epi16(sl[h][t], _mm256_set1_epi16(1))));
+            isum[h][t], _mm256_madd_epi16(s[0][h][t], _mm256_set1_epi16(k16 ? 256 : 1)));
+        if constexpr (k16) {
+          isum[h][t] =
+              _mm256_add_epi32(isum[h][t], _mm256_madd_epi16(s[1][h][t], _mm256_set1_epi16(1)));
+        }
       }
     }
   } else {
     for (int p = 0; p < P::kChunks; ++p) {
       for (int h = 0; h < kH; ++h) {
-        __m256i v[P::kWords];
-        P::split(q + 64 * p + 32 * (h0 + h), v);
+        __m256i v[2];
+        q8_words(q + 64 * p + 32 * (h0 + h), v);
         for (int t = 0; t < kT; ++t) {
           const auto* w = reinterpret_cast<const int16_t*>(xb[t] + offsetof(XWords, w));
-          for (int j = 0; j < P::kWords; ++j) {
-            const __m256i xw = _mm256_set1_epi32(load_i32(w + P::off(p, j)));
+          for (int j = 0; j < 2; ++j) {
+            const __m256i xw = _mm256_set1_epi32(load_i32(w + 4 * p + 2 * j));
             isum[h][t] = _mm256_add_epi32(isum[h][t], _mm256_madd_epi16(v[j], xw));
           }
           // Keep the running sum in its register: left free, GCC regroups the
@@ -208,16 +202,15 @@ inline void block_dots(const uint8_t* q, const uint8_t* const (&xb)[kT], int h0,
   }
 }
 
-// Rows [8 h0, 8 (h0 + kH)) of a group x kT tokens (72-byte activation
-// blocks: XWords, or BlockQ16x when kHalves; tokens xs bytes apart) over all
-// nb blocks; `live` of the group's 16 rows are stored.
-template <TensorType kType, bool kHalves, int kH, int kT>
+// Rows [8 h0, 8 (h0 + kH)) of a group x kT tokens (activation blocks of
+// type A, tokens xs bytes apart) over all nb blocks; `live` of the group's 16
+// rows are stored.
+template <TensorType kType, class A, int kH, int kT>
 void micro(const uint8_t* group, int64_t nb, const uint8_t* x, size_t xs, int h0, int64_t live,
            float* y, int64_t ldy) {
   using P = Packed<kType>;
-  static_assert(sizeof(XWords) == sizeof(BlockQ16x) && offsetof(XWords, sum) == 4 &&
-                offsetof(BlockQ16x, sum) == 4);
-  constexpr size_t kBlock = sizeof(XWords);
+  static_assert(offsetof(A, d) == 0 && offsetof(A, sum) == 4);
+  constexpr size_t kBlock = sizeof(A);
   const uint8_t* scales = group;
   const uint8_t* quants = group + size_t(nb) * P::kScale;
   __m256 acc[kH][kT];
@@ -243,7 +236,7 @@ void micro(const uint8_t* group, int64_t nb, const uint8_t* x, size_t xs, int h0
           P::kOffset ? _mm256_set1_epi32(-P::kOffset * sum) : _mm256_setzero_si256();
       for (int h = 0; h < kH; ++h) isum[h][t] = seed;
     }
-    block_dots<kType, kHalves, kH, kT>(q, xb, h0, isum);
+    block_dots<kType, A, kH, kT>(q, xb, h0, isum);
     const uint8_t* sc = scales + size_t(b) * P::kScale;
     for (int h = 0; h < kH; ++h) {
       const __m256 d =
@@ -268,49 +261,48 @@ void micro(const uint8_t* group, int64_t nb, const uint8_t* x, size_t xs, int h0
   }
 }
 
-template <TensorType kType, bool kHalves, int kH, int kT>
+template <TensorType kType, class A, int kH, int kT>
 void tokens_tail(const uint8_t* g, int64_t nb, const uint8_t* x, size_t xs, int64_t live, float* y,
                  int64_t ldy, int64_t left) {
   if constexpr (kT > 1) {
-    if (left < kT) return tokens_tail<kType, kHalves, kH, kT - 1>(g, nb, x, xs, live, y, ldy, left);
+    if (left < kT) return tokens_tail<kType, A, kH, kT - 1>(g, nb, x, xs, live, y, ldy, left);
   }
-  micro<kType, kHalves, kH, kT>(g, nb, x, xs, 0, live, y, ldy);
+  micro<kType, A, kH, kT>(g, nb, x, xs, 0, live, y, ldy);
 }
 
 // tn tokens against rows [0, 8 kH) of one group, kTokens at a time.
-template <TensorType kType, bool kHalves, int kH>
+template <TensorType kType, class A, int kH>
 void token_steps(const uint8_t* g, int64_t nb, const uint8_t* x, size_t xs, int64_t live, float* y,
                  int64_t ldy, int64_t tn) {
   int64_t t = 0;
   for (; t + kTokens <= tn; t += kTokens) {
-    micro<kType, kHalves, kH, kTokens>(g, nb, x + size_t(t) * xs, xs, 0, live, y + t * ldy, ldy);
+    micro<kType, A, kH, kTokens>(g, nb, x + size_t(t) * xs, xs, 0, live, y + t * ldy, ldy);
   }
   if (t < tn) {
-    tokens_tail<kType, kHalves, kH, kTokens - 1>(g, nb, x + size_t(t) * xs, xs, live, y + t * ldy,
-                                                 ldy, tn - t);
+    tokens_tail<kType, A, kH, kTokens - 1>(g, nb, x + size_t(t) * xs, xs, live, y + t * ldy, ldy,
+                                           tn - t);
   }
 }
 
 // tn tokens against one group: both halves at once (for a single token,
 // decode, so each cache line is read once), or only the first if the rest
 // lies past the matrix.
-template <TensorType kType, bool kHalves>
+template <TensorType kType, class A>
 void group_tokens(const uint8_t* g, int64_t nb, const uint8_t* x, size_t xs, int64_t live, float* y,
                   int64_t ldy, int64_t tn) {
-  if (tn == 1) return micro<kType, kHalves, 2, 1>(g, nb, x, xs, 0, live, y, ldy);
-  if (live <= 8) return token_steps<kType, kHalves, 1>(g, nb, x, xs, live, y, ldy, tn);
-  token_steps<kType, kHalves, 2>(g, nb, x, xs, live, y, ldy, tn);
+  if (tn == 1) return micro<kType, A, 2, 1>(g, nb, x, xs, 0, live, y, ldy);
+  if (live <= 8) return token_steps<kType, A, 1>(g, nb, x, xs, live, y, ldy, tn);
+  token_steps<kType, A, 2>(g, nb, x, xs, live, y, ldy, tn);
 }
 
 template <TensorType kType, class X>
 void packed_tile(const uint8_t* w, size_t w_stride, int64_t R, const uint8_t* x, size_t x_stride,
                  int64_t T, int64_t n, float* y, int64_t ldy) {
   const int64_t nb = n / 32;
-  constexpr bool kHalves = kType != TensorType::Q8_0 && std::is_same_v<X, BlockQ16x>;
-  if constexpr (kHalves) {
+  if constexpr (kType != TensorType::Q8_0) {  // in place
     for (int64_t r = 0; r < R; r += kPackRows) {
-      group_tokens<kType, true>(w + size_t(r / kPackRows) * w_stride, nb, x, x_stride,
-                                std::min(kPackRows, R - r), y + r, ldy, T);
+      group_tokens<kType, X>(w + size_t(r / kPackRows) * w_stride, nb, x, x_stride,
+                             std::min(kPackRows, R - r), y + r, ldy, T);
     }
     return;
   }
@@ -325,8 +317,8 @@ void packed_tile(const uint8_t* w, size_t w_stride, int64_t R, const uint8_t* x,
       for (int64_t b = 0; b < nb; ++b) to_words(xt + b, &words[size_t(t * nb + b)]);
     }
     for (int64_t r = 0; r < R; r += kPackRows) {
-      group_tokens<kType, false>(w + size_t(r / kPackRows) * w_stride, nb, wx, ws,
-                                 std::min(kPackRows, R - r), y + t0 * ldy + r, ldy, tn);
+      group_tokens<kType, XWords>(w + size_t(r / kPackRows) * w_stride, nb, wx, ws,
+                                  std::min(kPackRows, R - r), y + t0 * ldy + r, ldy, tn);
     }
   }
 }
