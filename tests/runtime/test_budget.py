@@ -86,9 +86,14 @@ def test_budget_below_weights_streams(env, tmp_path, model_1b):
     tokens, rep, err = run(env, tmp_path, model_1b, "256MiB", 64)
     assert rep["plan"]["weights"] in ("streamed", "mapped")
     assert rep["peak_rss_bytes"] < 256 * MIB
-    # At most a prefix of the 663 MiB of weights is held; the rest streams.
+    # At most a part of the 663 MiB of weights is held at a time: streamed, the
+    # rest is read again for every token; mapped (the planner's pick where the
+    # page cache beats reading and repacking), a window of units is mapped.
     assert rep["ledger_peak_bytes"]["weights"] < 200 * MIB
-    assert rep["weights_read_bytes"] > 600 * MIB * 6
+    if rep["plan"]["weights"] == "streamed":
+        assert rep["weights_read_bytes"] > 600 * MIB * 6
+    else:
+        assert 0 < rep["ledger_peak_bytes"]["weights_mapped"] < 200 * MIB
 
 
 @pytest.mark.parametrize("which,precision,layouts", [
