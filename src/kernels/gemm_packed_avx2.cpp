@@ -103,12 +103,6 @@ inline void q8_words(const uint8_t* half, __m256i (&v)[2]) {
   v[1] = _mm256_srli_epi16(z, 8);
 }
 
-inline int32_t load_i32(const int16_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-
 inline void store_rows(float* y, __m256 v, int64_t live) {
   if (live >= 8) {
     _mm256_storeu_ps(y, v);
@@ -118,12 +112,12 @@ inline void store_rows(float* y, __m256 v, int64_t live) {
   }
 }
 
-inline float load_f32(const uint8_t* p) {
+inline float load_f32(const void* p) {
   float v;
   std::memcpy(&v, p, 4);
   return v;
 }
-inline int32_t load_i32(const uint8_t* p) {
+inline int32_t load_i32(const void* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
   return v;
@@ -228,10 +222,14 @@ void micro(const uint8_t* group, int64_t nb, const uint8_t* x, size_t xs, int h0
       }
     }
     const uint8_t* xb[kT];
+    __m256 dx[kT], dsum[kT];  // d_x, and d_x * sum_x for q4_1's minimum term
     __m256i isum[kH][kT];
     for (int t = 0; t < kT; ++t) {
       xb[t] = x + size_t(t) * xs + size_t(b) * kBlock;
+      const float d = load_f32(xb[t]);
       const int32_t sum = load_i32(xb[t] + 4);
+      dx[t] = _mm256_set1_ps(d);
+      dsum[t] = _mm256_set1_ps(d * float(sum));
       const __m256i seed =
           P::kOffset ? _mm256_set1_epi32(-P::kOffset * sum) : _mm256_setzero_si256();
       for (int h = 0; h < kH; ++h) isum[h][t] = seed;
@@ -242,15 +240,14 @@ void micro(const uint8_t* group, int64_t nb, const uint8_t* x, size_t xs, int h0
       const __m256 d =
           _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + 16 * (h0 + h))));
       for (int t = 0; t < kT; ++t) {
-        const __m256 dd = _mm256_mul_ps(d, _mm256_set1_ps(load_f32(xb[t])));
+        const __m256 dd = _mm256_mul_ps(d, dx[t]);
         acc[h][t] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(isum[h][t]), acc[h][t]);
       }
       if constexpr (kType == TensorType::Q4_1) {
         const __m256 m = _mm256_cvtph_ps(
             _mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + 32 + 16 * (h0 + h))));
         for (int t = 0; t < kT; ++t) {
-          const float dsum = load_f32(xb[t]) * float(load_i32(xb[t] + 4));
-          acc[h][t] = _mm256_fmadd_ps(m, _mm256_set1_ps(dsum), acc[h][t]);
+          acc[h][t] = _mm256_fmadd_ps(m, dsum[t], acc[h][t]);
         }
       }
     }
